@@ -1,0 +1,3 @@
+from sciplat.cli import main
+
+raise SystemExit(main())

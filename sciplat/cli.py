@@ -1,0 +1,312 @@
+"""The ``sciplat`` command. Each subcommand parses, calls one service, prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from sciplat.errors import SciplatError
+from sciplat.factory import Factory
+from sciplat.paths import DataDir, default_data_dir
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _factory(args: argparse.Namespace) -> Factory:
+    return Factory.from_data_dir(args.data_dir)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise SciplatError("the passwords differ")
+    else:
+        raise SciplatError("no terminal to ask for a password: pass it with --password-stdin")
+    if len(password) < 8:
+        raise SciplatError("a password needs at least 8 characters")
+    return password
+
+
+# -- up / down / status ---------------------------------------------------------------------------
+def first_run(data: DataDir) -> str | None:
+    """Write the demo config and an admin with a random password; returns the password."""
+    from sciplat.demo import demo_config  # noqa: PLC0415
+
+    data.ensure()
+    data.config.write_text(demo_config(data.root))
+    factory = Factory.from_data_dir(data.root)
+    password = secrets.token_urlsafe(12)
+    factory.identity.add_user("admin", admin=True, password=password)
+    secret = data.root / "initial-admin-password"
+    secret.touch(mode=0o600)
+    secret.write_text(password + "\n")
+    return password
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from sciplat.supervisor import Supervisor  # noqa: PLC0415
+
+    data = DataDir(Path(args.data_dir) if args.data_dir else default_data_dir())
+    os.environ["SCIPLAT_DATA_DIR"] = str(data.root)
+    if args.config:
+        os.environ["SCIPLAT_CONFIG"] = str(Path(args.config).absolute())
+    if args.bind:
+        os.environ["SCIPLAT_BIND"] = args.bind
+    if args.port:
+        os.environ["SCIPLAT_PORT"] = str(args.port)
+    if not args.config and not data.config.exists():
+        print(f"sciplat: first start: writing a demo configuration to {data.config}")
+        first_run(data)
+    factory = Factory.from_data_dir(data.root)
+    data.ensure()
+    factory.volumes.check_root()
+    factory.identity.sync_config_groups()
+    warning = factory.isolation_warning()
+    if warning:
+        print(f"sciplat: WARNING: {warning}", file=sys.stderr)
+    env = factory.config.default_environment()
+    if env is not None and not factory.environments.available(env):
+        print(f"sciplat: building the lab environment {env.name!r} at {env.path} "
+              "(first start only; a minute or two)...", flush=True)  # fmt: skip
+        factory.environments.build(env.name)
+
+    def ready() -> None:
+        from sciplat.hub.config import public_url  # noqa: PLC0415
+
+        url = public_url(factory)
+        secret = data.root / "initial-admin-password"
+        print("\n" + "=" * 72)
+        print(f"  sciplat is up: open {url}/hub/login")
+        if secret.exists():
+            print(f"  user: admin   password: {secret.read_text().strip()}")
+            print(f"  (the initial password is kept in {secret}; change it with")
+            print("   `sciplat user passwd admin` and delete that file)")
+        print("  Ctrl-C stops the hub and proxy; labs keep running until `sciplat down`.")
+        print("=" * 72 + "\n", flush=True)
+
+    return Supervisor(factory).run(on_ready=ready)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from sciplat.hub.hubdb import lab_states  # noqa: PLC0415
+    from sciplat.labs.models import LabState  # noqa: PLC0415
+    from sciplat.supervisor import stop_process  # noqa: PLC0415
+
+    factory = _factory(args)
+    data = factory.data
+    for name in ("supervisor", "hub", "proxy"):
+        if stop_process(data.pid_file(name)):
+            print(f"stopped {name}")
+    hub_url = factory.config.hub.hub_db_url or f"sqlite:///{data.hub_db}"
+    if not data.hub_db.exists() and not factory.config.hub.hub_db_url:
+        return 0
+    for user, server, raw in lab_states(hub_url):
+        state = LabState.from_dict(raw)
+        if state is not None:
+            asyncio.run(factory.lab_backend.stop(state))
+            print(f"stopped the lab of {user}{'/' + server if server else ''}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sciplat.hub.hubdb import lab_states  # noqa: PLC0415
+    from sciplat.labs.models import LabState  # noqa: PLC0415
+    from sciplat.supervisor import pid_alive  # noqa: PLC0415
+
+    factory = _factory(args)
+    data = factory.data
+    for name in ("supervisor", "hub", "proxy"):
+        pid = pid_alive(data.pid_file(name))
+        print(f"{name:<11} {'running, pid ' + str(pid) if pid else 'stopped'}")
+    warning = factory.isolation_warning()
+    if warning:
+        print(f"WARNING: {warning}")
+    states = lab_states(f"sqlite:///{data.hub_db}") if data.hub_db.exists() else []
+    print(f"\n{'user':<16}{'server':<10}{'pid':>8}{'memory MiB':>12}{'cpu s':>9}{'oom':>5}")
+    for user, server, raw in states:
+        state = LabState.from_dict(raw)
+        if state is None:
+            continue
+        alive = asyncio.run(factory.lab_backend.poll(state)) is None
+        use = factory.lab_backend.usage(state)
+        print(f"{user:<16}{server or '-':<10}{state.pid if alive else 'gone':>8}"
+              f"{use.memory / 2**20:>12.0f}{use.cpu_seconds:>9.1f}{use.oom_kills:>5}")  # fmt: skip
+    return 0
+
+
+# -- users, groups, tokens --------------------------------------------------------------------------
+def cmd_user_add(args: argparse.Namespace) -> int:
+    factory = _factory(args)
+    password = _read_password(args) if (args.password_stdin or sys.stdin.isatty()) else None
+    user = factory.identity.add_user(args.name, args.group, args.admin, password)
+    factory.volumes.provision(user)
+    print(f"added {user.name} (uid {user.uid}, groups {', '.join(user.group_names) or '-'})")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    _factory(args).identity.set_password(args.name, _read_password(args))
+    print(f"password of {args.name} changed")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    users = _factory(args).identity.list_users()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": u.name,
+                        "uid": u.uid,
+                        "gid": u.gid,
+                        "admin": u.admin,
+                        "provider": u.provider,
+                        "groups": u.group_names,
+                    }
+                    for u in users
+                ]
+            )
+        )
+        return 0  # fmt: skip
+    print(f"{'user':<20}{'uid':>8}  {'admin':<6}{'provider':<10}groups")
+    for u in users:
+        print(f"{u.name:<20}{u.uid:>8}  {'yes' if u.admin else '':<6}{u.provider:<10}"
+              f"{', '.join(u.group_names)}")  # fmt: skip
+    return 0
+
+
+def cmd_group_add(args: argparse.Namespace) -> int:
+    factory = _factory(args)
+    group = factory.identity.add_group(args.name, args.description)
+    factory.volumes.provision_group(group)
+    print(f"added group {group.name} (gid {group.gid})")
+    return 0
+
+
+def cmd_group_list(args: argparse.Namespace) -> int:
+    for g in _factory(args).identity.list_groups():
+        print(f"{g.name:<20}{g.gid:>8}  {g.description}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from sciplat.hub.hubdb import ADMIN_SCOPES, DEFAULT_SCOPES, issue_token  # noqa: PLC0415
+
+    factory = _factory(args)
+    user = factory.identity.get_user(args.name)
+    if args.admin and not user.admin:
+        raise SciplatError(
+            f"{user.name} is not an admin: only admins get admin tokens "
+            f"(make one with `sciplat user add NAME --admin`)"
+        )
+    scopes = list(args.scope) or (ADMIN_SCOPES if args.admin else DEFAULT_SCOPES)
+    url = factory.config.hub.hub_db_url or f"sqlite:///{factory.data.hub_db}"
+    factory.data.ensure()
+    print(issue_token(url, user, scopes, note="sciplat token"))
+    return 0
+
+
+# -- environments, config ---------------------------------------------------------------------------
+def cmd_env_list(args: argparse.Namespace) -> int:
+    factory = _factory(args)
+    for env in factory.config.environments:
+        state = "ready" if factory.environments.available(env) else "NOT INSTALLED"
+        mark = "*" if env is factory.config.default_environment() else " "
+        print(f"{mark} {env.name:<16}{env.kind:<13}{env.created or '':<12}{state:<15}{env.path}")
+    return 0
+
+
+def cmd_env_build(args: argparse.Namespace) -> int:
+    factory = _factory(args)
+    extra = []
+    if args.from_file:
+        extra = [ln.strip() for ln in Path(args.from_file).read_text().splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]  # fmt: skip
+    env = factory.environments.build(args.name, extra)
+    print(f"built {env.name} at {env.path}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    factory = _factory(args)
+    print(f"{factory.data.config}: valid ({len(factory.config.sizes)} sizes, "
+          f"{len(factory.config.environments)} environments)")  # fmt: skip
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sciplat", description=__doc__)
+    parser.add_argument("--data-dir", help="data directory (default: $SCIPLAT_DATA_DIR or ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        name: str, handler: Handler, helptext: str, parent: argparse._SubParsersAction = sub
+    ) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        p = parent.add_parser(name, help=helptext, description=helptext)
+        p.set_defaults(handler=handler)
+        return p  # fmt: skip
+
+    up = add("up", cmd_up, "run the platform in the foreground")
+    up.add_argument("--config", help="configuration document (default: DATA_DIR/sciplat.yaml)")
+    up.add_argument("--bind", help="address the proxy listens on")
+    up.add_argument("--port", type=int, help="port the proxy listens on")
+    add("down", cmd_down, "stop the platform and every lab")
+    add("status", cmd_status, "show the platform's processes and labs")
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="sub", required=True)
+    p = add("add", cmd_user_add, "add a local user", user)
+    p.add_argument("name")
+    p.add_argument("--group", action="append", default=[], help="group to join (repeatable)")
+    p.add_argument("--admin", action="store_true")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p = add("passwd", cmd_user_passwd, "set a user's password", user)
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true")
+    p = add("list", cmd_user_list, "list users", user)
+    p.add_argument("--json", action="store_true")
+
+    group = sub.add_parser("group", help="manage groups").add_subparsers(dest="sub", required=True)
+    p = add("add", cmd_group_add, "add a group", group)
+    p.add_argument("name")
+    p.add_argument("--description", default="")
+    add("list", cmd_group_list, "list groups", group)
+
+    p = add("token", cmd_token, "print a new API token for a user")
+    p.add_argument("name")
+    p.add_argument("--admin", action="store_true", help="with admin scopes (admins only)")
+    p.add_argument("--scope", action="append", default=[], help="JupyterHub scope (repeatable)")
+
+    env = sub.add_parser("env", help="lab environments").add_subparsers(dest="sub", required=True)
+    add("list", cmd_env_list, "list environments", env)
+    p = add("build", cmd_env_build, "build an environment of the configuration", env)
+    p.add_argument("name")
+    p.add_argument("--from", dest="from_file", help="requirements.txt with extra packages")
+
+    config = sub.add_parser("config", help="the configuration document").add_subparsers(
+        dest="sub", required=True
+    )
+    add("check", cmd_config_check, "validate the configuration", config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except SciplatError as err:
+        print(f"sciplat: error: {err.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,46 @@
+"""The demo configuration ``sciplat up`` writes on first start."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+DEMO_TEMPLATE = """\
+# sciplat configuration, written by `sciplat up` on first start ({today}).
+# Every key is described in docs/operator-guide.md. Restart `sciplat up` after editing.
+auth:
+  provider: local          # local | github | cilogon | oidc
+  admin_users: [admin]
+groups:
+  - name: demo
+    description: Everybody who tries the demo
+sizes:
+  - {{name: small, cpu: 1, memory: 2GiB, pids: 1024, default: true}}
+  - {{name: medium, cpu: 2, memory: 4GiB, pids: 2048}}
+environments:
+  - name: default
+    display_name: Recommended (Python 3, JupyterLab 4)
+    kind: release
+    created: {today}
+    path: {root}/envs/default
+    recommended: true
+volumes:
+  root: {root}
+culling:
+  idle_timeout: 3600
+  max_age: 0
+hub:
+  bind: 127.0.0.1
+  port: 8000
+"""
+
+
+def default_storage_root(data_dir: Path) -> Path:
+    """/srv/sciplat as root (reachable by every user), else inside the data directory."""
+    return Path("/srv/sciplat") if os.geteuid() == 0 else data_dir / "storage"
+
+
+def demo_config(data_dir: Path) -> str:
+    return DEMO_TEMPLATE.format(today=dt.date.today().isoformat(),
+                                root=default_storage_root(data_dir))  # fmt: skip

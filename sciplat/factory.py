@@ -1,0 +1,101 @@
+"""The one wiring point: builds every long-lived object from the config and data directory.
+
+Tests build the same graph with their own data directory and config.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from sciplat.config import Config, load_config
+from sciplat.db import Database
+from sciplat.identity.services.users import IdentityService
+from sciplat.identity.storage import database as _identity_tables  # noqa: F401 - registers tables
+from sciplat.identity.storage.accounts import HostAccounts
+from sciplat.labs.backend import LabBackend
+from sciplat.labs.environments.service import EnvironmentService
+from sciplat.labs.local.backend import LocalBackend
+from sciplat.labs.local.storage import cgroups
+from sciplat.labs.services.labs import LabService
+from sciplat.paths import DataDir, default_data_dir
+from sciplat.volumes.service import VolumeService
+
+
+class Factory:
+    """Owns the configuration and builds services on first use."""
+
+    def __init__(self, data: DataDir, config: Config, cgroup_parent: str = "sciplat") -> None:
+        self.data = data
+        self.config = config
+        self.cgroup_parent = cgroup_parent
+
+    @classmethod
+    def from_data_dir(cls, root: os.PathLike[str] | str | None = None) -> Factory:
+        """Load ``sciplat.yaml`` from the data directory (default: see paths.default_data_dir).
+
+        ``$SCIPLAT_CONFIG`` names another document; ``$SCIPLAT_BIND`` and ``$SCIPLAT_PORT``
+        override ``hub.bind`` and ``hub.port`` (how ``sciplat up --bind/--port`` reach the hub).
+
+        Raises:
+            ConfigError: missing or invalid document.
+        """
+        data = DataDir(default_data_dir() if root is None else Path(root))
+        config = load_config(Path(os.environ.get("SCIPLAT_CONFIG") or data.config))
+        overrides = {
+            key: os.environ[var]
+            for key, var in (("bind", "SCIPLAT_BIND"), ("port", "SCIPLAT_PORT"))
+            if os.environ.get(var)
+        }
+        if overrides:
+            hub = config.hub.model_validate({**config.hub.model_dump(), **overrides})
+            config = config.model_copy(update={"hub": hub})
+        return cls(data, config, os.environ.get("SCIPLAT_CGROUP_PARENT", "sciplat"))
+
+    @property
+    def as_root(self) -> bool:
+        """Per-user UIDs, cgroups and host accounts need root."""
+        return os.geteuid() == 0
+
+    @cached_property
+    def db(self) -> Database:
+        url = self.config.hub.state_url or f"sqlite:///{self.data.state_db}"
+        return Database(url)
+
+    @cached_property
+    def host_accounts(self) -> HostAccounts:
+        mode = self.config.identity.host_accounts
+        return HostAccounts(mode == "on" or (mode == "auto" and self.as_root))
+
+    @cached_property
+    def identity(self) -> IdentityService:
+        return IdentityService(self.config, self.db, self.host_accounts)
+
+    @cached_property
+    def volumes(self) -> VolumeService:
+        return VolumeService(self.config.volumes, self.as_root)
+
+    @cached_property
+    def lab_backend(self) -> LabBackend:
+        return LocalBackend(cgroups.detect(self.cgroup_parent))
+
+    @cached_property
+    def environments(self) -> EnvironmentService:
+        return EnvironmentService(self.config, self.data)
+
+    @cached_property
+    def labs(self) -> LabService:
+        return LabService(self.config, self.lab_backend, self.volumes, self.data, self.as_root)
+
+    def isolation_warning(self) -> str | None:
+        """Why labs are not isolated, if they are not (said at start and on the admin page)."""
+        if not self.as_root:
+            return (
+                "sciplat is not running as root: every lab runs as this account, without "
+                "per-user UIDs, cgroup limits or a private /tmp. Run as root for a multi-user "
+                "platform."
+            )
+        if cgroups.detect(self.cgroup_parent) is None:
+            return "no writable cgroup hierarchy: labs run without CPU, memory and process limits"
+        return None

@@ -1,0 +1,94 @@
+"""JupyterHub's configuration, computed from the platform's config document.
+
+The hub is started with ``-f sciplat/hub/jupyterhub_config.py``, which calls
+:func:`configure_hub`; nothing here is read from anywhere else.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from typing import Any
+
+from sciplat.factory import Factory
+from sciplat.hub.authenticators import SciplatLocalAuthenticator
+from sciplat.hub.spawner import SciplatSpawner
+
+
+def public_url(factory: Factory) -> str:
+    hub = factory.config.hub
+    return hub.public_url or f"http://{hub.bind}:{hub.port}"
+
+
+def proxy_token(factory: Factory) -> str:
+    """The proxy's API token, created 0600 on first use and shared by hub and proxy."""
+    path = factory.data.proxy_token
+    if not path.exists():
+        factory.data.ensure()
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def configure_hub(c: Any, factory: Factory) -> None:
+    """Fill JupyterHub's config object ``c``."""
+    cfg, data = factory.config, factory.data
+    data.ensure()
+    c.JupyterHub.bind_url = public_url(factory)
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{cfg.hub.hub_port}"
+    c.JupyterHub.db_url = cfg.hub.hub_db_url or f"sqlite:///{data.hub_db}"
+    c.JupyterHub.cookie_secret_file = str(data.cookie_secret)
+    c.JupyterHub.pid_file = str(data.pid_file("hub"))
+    # The proxy is sciplat's own child, not the hub's: routes survive a hub restart.
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{cfg.hub.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = proxy_token(factory)
+    # Labs outlive the hub; `sciplat down` stops them on purpose.
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.authenticate_prometheus = True
+
+    c.JupyterHub.spawner_class = SciplatSpawner
+    c.SciplatSpawner.labs = factory.labs
+    c.SciplatSpawner.identity = factory.identity
+    c.Spawner.default_url = "/lab"
+    c.Spawner.http_timeout = cfg.hub.spawn_timeout
+    c.Spawner.start_timeout = cfg.hub.spawn_timeout + 30
+    c.Spawner.poll_interval = 10
+
+    c.Authenticator.allow_all = True  # the identity service decides who may log in
+    c.Authenticator.manage_groups = True
+    c.Authenticator.admin_users = set(cfg.auth.admin_users)
+    if cfg.auth.provider == "local":
+        c.JupyterHub.authenticator_class = SciplatLocalAuthenticator
+        c.SciplatLocalAuthenticator.identity = factory.identity
+    else:
+        from sciplat.hub.oauth import configure_oauth  # noqa: PLC0415 - only for OAuth sites
+
+        configure_oauth(c, cfg, factory.identity, public_url(factory))
+
+    services: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = []
+    cull = cfg.culling
+    if cull.idle_timeout or cull.max_age:
+        services.append(
+            {
+                "name": "idle-culler",
+                "command": [
+                    sys.executable, "-m", "jupyterhub_idle_culler",
+                    f"--timeout={cull.idle_timeout or 10**9}",
+                    f"--cull-every={cull.every}",
+                    f"--max-age={cull.max_age}",
+                ],
+            }
+        )  # fmt: skip
+        roles.append(
+            {
+                "name": "idle-culler",
+                "scopes": ["list:users", "read:users:activity", "read:servers",
+                           "delete:servers"],
+                "services": ["idle-culler"],
+            }
+        )  # fmt: skip
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles

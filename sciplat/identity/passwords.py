@@ -1,0 +1,24 @@
+"""Password hashing with argon2id (argon2-cffi's defaults follow RFC 9106)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_HASHER = PasswordHasher()
+# Verifying against this hash when the user does not exist keeps the time of a failed login
+# the same for known and unknown names.
+_DUMMY_HASH = _HASHER.hash("sciplat-no-such-user")
+
+
+def hash_password(password: str) -> str:
+    """Return an argon2id hash of ``password``."""
+    return _HASHER.hash(password)
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    """True if ``password`` matches ``stored``; a missing hash never matches."""
+    try:
+        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False

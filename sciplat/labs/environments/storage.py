@@ -1,0 +1,64 @@
+"""Building Python environments for labs on disk (venv + pip)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from sciplat.errors import SciplatError
+
+#: Interpreters every user can run; a pyenv or venv Python under root's 0700 home is not one.
+SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
+
+
+def base_python() -> str:
+    """An interpreter outside any private home, to build world-usable environments from."""
+    for candidate in SYSTEM_PYTHONS:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("python3")
+    if found is None:
+        raise SciplatError("no python3 found to build lab environments; install python3-venv")
+    return found
+
+
+def build_venv(path: Path, requirements: list[str], log: Path) -> None:
+    """Create a venv at ``path`` and pip-install ``requirements``; readable by everyone.
+
+    Raises:
+        SciplatError: venv or pip failed; the message points at the log.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        for cmd in (
+            [base_python(), "-m", "venv", "--clear", str(path)],
+            [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+             "-q", "--upgrade", "pip"],
+            [str(path / "bin" / "python"), "-m", "pip", "install",
+             "--disable-pip-version-check", "-q", *requirements],
+        ):  # fmt: skip
+            result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+            if result.returncode != 0:
+                raise SciplatError(
+                    f"building the environment at {path} failed at `{' '.join(cmd[:4])} ...`; "
+                    f"see {log}"
+                )
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            if not os.path.islink(p):
+                mode = os.stat(p).st_mode
+                os.chmod(p, mode | 0o044 | (0o011 if mode & 0o100 else 0))
+    os.chmod(path, 0o755)  # noqa: S103 - every user runs labs from it
+
+
+def installed_packages(path: Path) -> list[str]:
+    """``pip freeze`` of the environment (empty if it cannot run)."""
+    result = subprocess.run(
+        [str(path / "bin" / "python"), "-m", "pip", "freeze", "--disable-pip-version-check"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return sorted(result.stdout.split()) if result.returncode == 0 else []

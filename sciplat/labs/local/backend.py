@@ -1,0 +1,123 @@
+"""The local lab backend: one process tree per lab, as the user, in its own cgroup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from sciplat.errors import LabError
+from sciplat.labs.backend import LabBackend, Progress
+from sciplat.labs.local.storage import processes
+from sciplat.labs.local.storage.cgroups import CgroupDriver
+from sciplat.labs.models import LabSpec, LabState, LabUsage
+
+log = logging.getLogger(__name__)
+
+#: /tmp and /dev/shm are tmpfs inside the lab: their pages count against the memory limit,
+#: and this caps each at a quarter of it.
+TMP_FRACTION = 4
+
+
+def launch_description(spec: LabSpec, cgroup_procs: list[Path]) -> dict[str, Any]:
+    """What the launcher is told (pure; tested against expected output)."""
+    return {
+        "isolate": spec.isolate,
+        "cgroup_procs": [str(p) for p in cgroup_procs],
+        "private_tmp": spec.isolate,
+        "tmp_size": spec.limits.memory // TMP_FRACTION,
+        "uid": spec.uid,
+        "gid": spec.gid,
+        "groups": [spec.gid, *spec.groups],
+        "home": str(spec.home),
+        "umask": 0o077,
+        "env": spec.env,
+        "command": list(spec.command),
+    }
+
+
+class LocalBackend(LabBackend):
+    """Labs as local process trees. With ``cgroups`` None (not root) labs run unconfined."""
+
+    name = "local"
+
+    def __init__(self, cgroups: CgroupDriver | None, stop_grace: float = 5.0) -> None:
+        self.cgroups = cgroups
+        self.stop_grace = stop_grace
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    async def start(self, spec: LabSpec, progress: Progress) -> LabState:
+        cgroup = ""
+        procs: list[Path] = []
+        if spec.isolate and self.cgroups is not None:
+            progress(40, f"Limits: {spec.limits.cpu:g} CPU, {spec.limits.memory / 2**30:.1f} GiB "
+                         f"memory, {spec.limits.pids} processes")  # fmt: skip
+            if self.cgroups.pids(spec.slug):
+                # leftovers of a lab whose hub lost track of it: never run two at once
+                self.cgroups.kill_all(spec.slug)
+            try:
+                self.cgroups.create(spec.slug, spec.limits)
+            except OSError as exc:
+                raise LabError(f"cannot set up resource limits for the lab: {exc}") from exc
+            cgroup, procs = spec.slug, self.cgroups.procs_files(spec.slug)
+        proc = processes.start_launcher(launch_description(spec, procs), spec.log_path)
+        self._children[proc.pid] = proc
+        started = None
+        for _ in range(100):
+            started = processes.start_time(proc.pid)
+            if started is not None or proc.poll() is not None:
+                break
+            await asyncio.sleep(0.005)
+        progress(50, "Lab process started")
+        return LabState(
+            backend=self.name,
+            slug=spec.slug,
+            pid=proc.pid,
+            start_time=started or 0,
+            ip=spec.ip,
+            port=spec.port,
+            log_path=str(spec.log_path),
+            cgroup=cgroup,
+        )
+
+    def _alive(self, state: LabState) -> bool:
+        proc = self._children.get(state.pid)
+        if proc is not None and proc.poll() is not None:
+            return False
+        return processes.start_time(state.pid) == state.start_time != 0
+
+    async def poll(self, state: LabState) -> int | None:
+        if self._alive(state):
+            return None
+        proc = self._children.get(state.pid)
+        code = proc.returncode if proc is not None else None
+        return 0 if code is None else (code if code >= 0 else 128 - code)
+
+    async def stop(self, state: LabState, now: bool = False) -> None:
+        if self._alive(state):
+            processes.signal_process(state.pid, signal.SIGTERM)
+            deadline = time.monotonic() + (0 if now else self.stop_grace)
+            # no event tells that a pid exited: poll
+            while self._alive(state) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            if not state.cgroup:
+                processes.signal_group(state.pid, signal.SIGKILL)
+        if state.cgroup and self.cgroups is not None:
+            if not await asyncio.to_thread(self.cgroups.kill_all, state.cgroup):
+                log.error("lab %s: processes survived SIGKILL in its cgroup", state.slug)
+            self.cgroups.remove(state.cgroup)
+        proc = self._children.pop(state.pid, None)
+        if proc is not None:
+            proc.poll()
+
+    def usage(self, state: LabState) -> LabUsage:
+        if state.cgroup and self.cgroups is not None:
+            return self.cgroups.usage(state.cgroup)
+        return LabUsage()
+
+    def log_tail(self, state: LabState, lines: int = 20) -> str:
+        return processes.tail(Path(state.log_path), lines)

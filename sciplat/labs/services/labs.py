@@ -1,0 +1,193 @@
+"""Starting and stopping labs: choose size and environment, prepare the home, hand the spec
+to the backend, wait until the server answers, and turn failures into messages a scientist
+can act on. The same for every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import httpx
+
+from sciplat.config import Config, EnvironmentConfig, SizeConfig
+from sciplat.errors import LabError
+from sciplat.identity.models import User
+from sciplat.labs.backend import LabBackend, Progress
+from sciplat.labs.builder import build_spec, server_command
+from sciplat.labs.models import LabState, LabUsage
+from sciplat.paths import DataDir
+from sciplat.shared import Shared
+from sciplat.volumes.service import VolumeService
+
+log = logging.getLogger(__name__)
+
+READY_POLL_SECONDS = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LabService(Shared):
+    """Policy for labs; the backend does the mechanics."""
+
+    def __init__(
+        self,
+        config: Config,
+        backend: LabBackend,
+        volumes: VolumeService,
+        data: DataDir,
+        isolate: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self.volumes = volumes
+        self.data = data
+        self.isolate = isolate
+        self.clock = clock
+
+    def size(self, name: str | None) -> SizeConfig:
+        """The size called ``name`` (default if None).
+
+        Raises:
+            LabError: no such size.
+        """
+        if not name:
+            return self.config.default_size()
+        for s in self.config.sizes:
+            if s.name == name:
+                return s
+        raise LabError(
+            f"There is no lab size {name!r}; choose one of "
+            f"{', '.join(s.name for s in self.config.sizes)}."
+        )
+
+    def environment(self, name: str | None) -> EnvironmentConfig:
+        """The environment called ``name`` (recommended if None), checked to exist on disk.
+
+        Raises:
+            LabError: unknown, or missing from disk.
+        """
+        env = (
+            next((e for e in self.config.environments if e.name == name), None)
+            if name
+            else self.config.default_environment()
+        )
+        if env is None:
+            known = ", ".join(e.name for e in self.config.environments) or "none configured"
+            raise LabError(f"There is no environment {name!r} (available: {known}).")
+        if not os.access(server_command(env)[0], os.X_OK):
+            raise LabError(
+                f"The environment {env.display_name or env.name!r} is not installed "
+                f"({server_command(env)[0]} is missing). Pick another environment, or ask an "
+                f"administrator to run `sciplat env build {env.name}`."
+            )
+        return env
+
+    async def start(
+        self,
+        user: User,
+        server: str,
+        hub_env: dict[str, str],
+        progress: Progress,
+        port: int,
+        size_name: str | None = None,
+        environment_name: str | None = None,
+    ) -> LabState:
+        """Start a lab and return once it answers HTTP.
+
+        Raises:
+            LabError: with the reason and the tail of the lab's log.
+        """
+        size = self.size(size_name)
+        environment = self.environment(environment_name)
+        progress(10, f"Identity: {user.name} (uid {user.uid}, groups "
+                     f"{', '.join(user.group_names) or 'none'})")  # fmt: skip
+        home = await asyncio.to_thread(self.volumes.provision, user)
+        progress(20, f"Home directory {home} ready")
+        progress(30, f"Environment: {environment.display_name or environment.name}")
+        spec = build_spec(
+            user=user,
+            server=server,
+            home=home,
+            environment=environment,
+            size=size,
+            hub_env=hub_env,
+            ip="127.0.0.1",
+            port=port,
+            log_path=self.data.lab_log(user.name, server),
+            isolate=self.isolate,
+        )
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        spec.log_path.write_text("")
+        state = await self.backend.start(spec, progress)
+        prefix = hub_env.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+        try:
+            await self.wait_ready(state, prefix)
+        except LabError:
+            await self.backend.stop(state, now=True)
+            raise
+        progress(90, "Server answering")
+        return state
+
+    async def wait_ready(self, state: LabState, prefix: str) -> None:
+        """Poll the lab's API every 50 ms until it answers, it dies, or the timeout passes.
+
+        Raises:
+            LabError: it exited (with its log tail) or never answered.
+        """
+        url = f"http://{state.ip}:{state.port}{prefix}api"
+        deadline = self.clock() + self.config.hub.spawn_timeout
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                status = await self.backend.poll(state)
+                if status is not None:
+                    tail = self.backend.log_tail(state)
+                    raise LabError(
+                        f"Your lab stopped while starting (exit status {status}). " + _advice(tail),
+                        log_tail=tail,
+                    )
+                try:
+                    response = await client.get(url)
+                    if response.status_code < 500:
+                        return
+                except httpx.TransportError:
+                    pass
+                if self.clock() > deadline:
+                    raise LabError(
+                        f"Your lab did not answer within {self.config.hub.spawn_timeout} s. "
+                        "Try again; if it keeps happening, start with a smaller size or ask an "
+                        "administrator.",
+                        log_tail=self.backend.log_tail(state),
+                    )
+                await asyncio.sleep(READY_POLL_SECONDS)
+
+    async def poll(self, state: LabState) -> int | None:
+        return await self.backend.poll(state)
+
+    async def stop(self, state: LabState, now: bool = False) -> None:
+        await self.backend.stop(state, now)
+
+    def usage(self, state: LabState) -> LabUsage:
+        return self.backend.usage(state)
+
+
+def _advice(tail: str) -> str:
+    """What the user can do, judged from the lab's log."""
+    low = tail.lower()
+    if "no space left" in low or "disk quota exceeded" in low:
+        return "Your home is full: delete files (or ask an administrator for more space)."
+    if "memoryerror" in low or "killed" in low:
+        return "It ran out of memory: pick a larger size."
+    return (
+        "If you changed ~/.jupyter or installed packages with `pip install --user`, those can "
+        "break the server: start with 'reset my environment' or ask an administrator. "
+        "The last lines of the lab's log are shown below."
+    )

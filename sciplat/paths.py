@@ -1,0 +1,59 @@
+"""The data directory's layout: one place that knows where each file lives."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """``$SCIPLAT_DATA_DIR``, else ``./data`` (what ``make up`` uses in the checkout)."""
+    return Path(os.environ.get("SCIPLAT_DATA_DIR") or "data").absolute()
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Files of one platform instance under its data directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "sciplat.yaml"
+
+    @property
+    def state_db(self) -> Path:
+        return self.root / "state.sqlite"
+
+    @property
+    def hub_db(self) -> Path:
+        return self.root / "jupyterhub.sqlite"
+
+    @property
+    def run(self) -> Path:
+        """Pid files, the proxy token and the hub's cookie secret."""
+        return self.root / "run"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def proxy_token(self) -> Path:
+        return self.run / "proxy-auth-token"
+
+    @property
+    def cookie_secret(self) -> Path:
+        return self.run / "jupyterhub_cookie_secret"
+
+    def pid_file(self, process: str) -> Path:
+        return self.run / f"{process}.pid"
+
+    def lab_log(self, user: str, server: str = "") -> Path:
+        return self.logs / "labs" / (f"{user}.log" if not server else f"{user}--{server}.log")
+
+    def ensure(self) -> None:
+        """Create the directories (private to the platform's own account)."""
+        for d in (self.root, self.run, self.logs, self.logs / "labs"):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,112 @@
+"""Homes, group directories and shared volumes: who gets which directory, with which mode."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from sciplat.config import VolumesConfig
+from sciplat.errors import StorageError
+from sciplat.identity.models import Group, User
+from sciplat.volumes import storage
+
+log = logging.getLogger(__name__)
+
+HOME_MODE = 0o700
+GROUP_MODE = 0o2770
+#: Mounted afresh in every lab's mount namespace (see labs/local/storage/launcher.py).
+PRIVATE_IN_LABS = (Path("/tmp"), Path("/dev/shm"))  # noqa: S108 - named to be refused
+
+
+class VolumeService:
+    """Creates and checks the directories labs see."""
+
+    def __init__(self, config: VolumesConfig, as_root: bool) -> None:
+        self.config = config
+        self.as_root = as_root
+
+    def check_root(self) -> None:
+        """Create the storage root if needed and check every user can reach below it.
+
+        Raises:
+            StorageError: a directory above the root is closed to other users.
+        """
+        root = self.config.root
+        if self.as_root and any(root.absolute().is_relative_to(p) for p in PRIVATE_IN_LABS):
+            raise StorageError(
+                f"volumes.root {root} is under /tmp or /dev/shm, which every lab replaces with "
+                "its own private directory: choose a path such as /srv/sciplat"
+            )
+        root.mkdir(parents=True, exist_ok=True, mode=0o755)
+        if not self.as_root:
+            return
+        closed = storage.untraversable_ancestor(root)
+        if closed is not None:
+            raise StorageError(
+                f"users cannot reach the storage root {root}: {closed} is not traversable "
+                f"by others (mode {oct(closed.stat().st_mode & 0o777)}). Set volumes.root to "
+                "a path such as /srv/sciplat, or run `chmod o+x` on that directory"
+            )
+
+    def home(self, user: User) -> Path:
+        return self.config.home_path(user.name)
+
+    def provision_group(self, group: Group) -> Path:
+        path = self.config.group_path(group.name)
+        owner = (0, group.gid) if self.as_root else (None, None)
+        storage.ensure_dir(path, GROUP_MODE, *owner)
+        return path
+
+    def provision(self, user: User) -> Path:
+        """Create or repair the user's home and the links to their group and shared directories.
+
+        Returns the home. Existing files are never touched; only the home's own owner and mode
+        and the platform's links are set.
+
+        Raises:
+            StorageError: the home or its link directories are not what they should be.
+        """
+        home = self.home(user)
+        owner = (user.uid, user.gid) if self.as_root else (None, None)
+        if storage.ensure_dir(home, HOME_MODE, *owner):
+            log.info("created home %s for %s", home, user.name)
+        group_links = {
+            Path(self.config.group_link.format(group=g.name)): self.provision_group(g)
+            for g in user.groups
+        }
+        shared_links = {Path("shared") / v.name: v.path for v in self.config.shared}
+        try:
+            with storage.open_dir(home) as home_fd:
+                self._links(home_fd, group_links, self.config.group_path("x").parent, owner)
+                self._links(home_fd, shared_links, None, owner)
+        except OSError as exc:
+            raise StorageError(f"cannot prepare {home}: {exc.strerror}") from exc
+        return home
+
+    @staticmethod
+    def _links(
+        home_fd: int,
+        links: dict[Path, Path],
+        prune_under: Path | None,
+        owner: tuple[int | None, int | None],
+    ) -> None:
+        by_dir: dict[Path, dict[str, Path]] = {}
+        for rel, target in links.items():
+            by_dir.setdefault(rel.parent, {})[rel.name] = target
+        if prune_under is not None and not by_dir:
+            by_dir[Path("groups")] = {}
+        for rel_dir, entries in by_dir.items():
+            fd = home_fd
+            opened: list[int] = []
+            try:
+                for part in rel_dir.parts:
+                    fd = storage.ensure_subdir(fd, part, *owner)
+                    opened.append(fd)
+                for name, target in entries.items():
+                    storage.set_link(fd, name, target)
+                if prune_under is not None:
+                    storage.prune_links(fd, set(entries), prune_under)
+            finally:
+                for f in opened:
+                    os.close(f)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian machine ready for `make up` (argument: up) or `make test` (argument: test):
+# Debian packages (when root), the virtual environment in .venv, and configurable-http-proxy
+# installed locally under .cache/node. Safe to run again: it only does what is missing.
+set -euo pipefail
+mode=${1:-up}
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3 )}
+need=()
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+command -v npm >/dev/null || need+=(nodejs npm)
+command -v useradd >/dev/null || need+=(passwd)
+command -v git >/dev/null || need+=(git)
+if [ "$mode" = test ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing Debian packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "bootstrap: please install these Debian packages first: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+fi
+extras=$([ "$mode" = test ] && echo "[test]" || echo "")
+stamp=".venv/.installed-$mode-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -e "$stamp" ]; then
+  echo "bootstrap: installing sciplat$extras into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+  touch "$stamp"
+fi
+
+if [ ! -x .cache/node/node_modules/.bin/configurable-http-proxy ]; then
+  echo "bootstrap: installing configurable-http-proxy into .cache/node"
+  mkdir -p .cache/node
+  npm install --prefix .cache/node --no-audit --no-fund --silent configurable-http-proxy@5 >/dev/null
+fi
