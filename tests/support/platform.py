@@ -1,0 +1,266 @@
+"""A real platform for tests: `sciplat up` in a subprocess on free loopback ports, with its own
+data directory, storage root, cgroup parent and UID range, and one shared lab environment.
+
+Nothing is faked: the hub, the proxy and the labs are the real processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from sciplat.labs.environments.service import lab_requirements
+from sciplat.labs.environments.storage import build_venv
+
+REPO = Path(__file__).resolve().parents[2]
+SCIPLAT = [sys.executable, "-m", "sciplat"]
+#: Every test user's name starts with this, so leftovers of a crashed run can be found.
+TEST_PREFIX = "sptest"
+ENV_CACHE = Path("/var/tmp/sciplat-test-envs")
+TEST_STORAGE = Path("/srv/sciplat-test")
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 30, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def lab_environment() -> Path:
+    """The shared test lab environment (built once per machine and requirements set)."""
+    reqs = lab_requirements()
+    key = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:12]
+    path = ENV_CACHE / key
+    ENV_CACHE.mkdir(parents=True, exist_ok=True, mode=0o755)
+    os.chmod(ENV_CACHE, 0o755)
+    with open(ENV_CACHE / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "bin" / "jupyterhub-singleuser").exists():
+            build_venv(path, reqs, ENV_CACHE / f"{key}.log")
+    return path
+
+
+def random_suffix(n: int = 4) -> str:
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(n))
+
+
+def remove_test_accounts() -> None:
+    """Delete host accounts and groups left by earlier test runs (only ours, by prefix)."""
+    if os.geteuid() != 0:
+        return
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(TEST_PREFIX) and entry.pw_gecos == "sciplat user":
+            subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+    import grp  # noqa: PLC0415
+
+    for g in grp.getgrall():
+        if g.gr_name.startswith(TEST_PREFIX):
+            subprocess.run(["groupdel", g.gr_name], capture_output=True, check=False)
+
+
+@dataclass
+class Platform:
+    """One platform instance's files and settings; :meth:`up` starts it."""
+
+    root: Path
+    config: dict[str, Any]
+    run_id: str
+    proc: subprocess.Popen[bytes] | None = None
+    ports: list[int] = field(default_factory=lambda: free_ports(3))
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports[0]}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SCIPLAT_DATA_DIR": str(self.data_dir),
+            "SCIPLAT_CGROUP_PARENT": f"sciplat-test-{self.run_id}",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def user(self, name: str) -> str:
+        """A platform user name unique to this run."""
+        return f"{TEST_PREFIX}{self.run_id}{name}"[:32]
+
+    def write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.data_dir / "sciplat.yaml").write_text(yaml.safe_dump(self.config))
+
+    def sciplat(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*SCIPLAT, *args], env=self.env, input=input, capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(f"sciplat {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def add_user(self, name: str, groups: tuple[str, ...] = (), password: str = "") -> str:
+        full = self.user(name)
+        args = ["user", "add", full, *[a for g in groups for a in ("--group", g)]]
+        self.sciplat(*args, "--password-stdin", input=(password or "pw-" + full) + "\n")
+        return full
+
+    def token(self, name: str, *extra: str) -> str:
+        return self.sciplat("token", name, *extra).stdout.strip()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def up(self, timeout: float = 90) -> None:
+        self.write_config()
+        log = open(self.root / "up.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [*SCIPLAT, "up"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        wait_for(self.ready, timeout, 0.1, f"the platform at {self.url} ({self.root}/up.log)")
+
+    def ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(
+                f"sciplat up exited:\n{(self.root / 'up.log').read_text()[-3000:]}"
+            )
+        try:
+            return httpx.get(f"{self.url}/hub/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def down(self) -> None:
+        self.sciplat("down", check=False)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(20)
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def pid(self, process: str) -> int:
+        return int((self.data_dir / "run" / f"{process}.pid").read_text())
+
+    # -- hub API --------------------------------------------------------------------------------
+    def api(self, method: str, path: str, token: str, **kw: Any) -> httpx.Response:
+        return httpx.request(
+            method, f"{self.url}/hub/api{path}", headers={"Authorization": f"token {token}"},
+            timeout=120, **kw,
+        )  # fmt: skip
+
+    def start_lab(self, user: str, token: str, server: str = "", **options: str) -> None:
+        """Ask the hub for a lab and wait until it answers through the proxy."""
+        path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+        r = self.api("POST", path, token, json=options or None)
+        if r.status_code not in (201, 202):
+            raise AssertionError(f"spawn of {user} refused: {r.status_code} {r.text}")
+        prefix = f"/user/{user}/{server + '/' if server else ''}"
+        wait_for(
+            lambda: self.lab_get(prefix + "api", token).status_code == 200,
+            120, 0.1, f"the lab of {user}",
+        )  # fmt: skip
+
+    def lab_get(self, path: str, token: str) -> httpx.Response:
+        return httpx.get(
+            f"{self.url}{path}", headers={"Authorization": f"token {token}"}, timeout=30
+        )
+
+    def lab_state(self, user: str, admin_token: str) -> dict[str, Any]:
+        r = self.api("GET", f"/users/{user}", admin_token, params={"include_stopped_servers": 1})
+        r.raise_for_status()
+        return dict(json.loads(r.text))
+
+
+def platform_config(root: Path, env_path: Path, ports: list[int], block: int) -> dict[str, Any]:
+    """A config for tests: small sizes, the shared environment, a UID block of its own."""
+    return {
+        "auth": {"provider": "local", "local": {"max_failures": 3, "lockout_seconds": 2}},
+        "identity": {
+            "uid_range": [400000 + block * 1000, 400000 + block * 1000 + 999],
+            "gid_range": [1400000 + block * 1000, 1400000 + block * 1000 + 999],
+        },
+        "sizes": [
+            {"name": "tiny", "cpu": 0.5, "memory": "512MiB", "pids": 256, "default": True},
+            {"name": "small", "cpu": 1, "memory": "1GiB", "pids": 512},
+        ],
+        "environments": [
+            {"name": "test", "display_name": "Test environment", "path": str(env_path),
+             "recommended": True},
+        ],  # fmt: skip
+        "volumes": {"root": str(root / "storage")},
+        "culling": {"idle_timeout": 0, "max_age": 0},
+        "hub": {
+            "bind": "127.0.0.1",
+            "port": ports[0],
+            "proxy_api_port": ports[1],
+            "hub_port": ports[2],
+            "spawn_timeout": 90,
+        },
+    }
+
+
+@contextlib.contextmanager
+def running_platform(**overrides: Any) -> Iterator[Platform]:
+    """Start a platform, yield it, and stop it and its labs (and remove its files)."""
+    run_id = random_suffix()
+    root = TEST_STORAGE / run_id
+    root.mkdir(parents=True, mode=0o755)
+    os.chmod(TEST_STORAGE, 0o755)
+    ports = free_ports(3)
+    config = platform_config(root, lab_environment(), ports, secrets.randbelow(500))
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:
+            config[section] = values
+    platform = Platform(root=root, config=config, run_id=run_id, ports=ports)
+    try:
+        platform.up()
+        yield platform
+    finally:
+        platform.down()
+        shutil.rmtree(root, ignore_errors=True)
