@@ -144,7 +144,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- users, groups, tokens --------------------------------------------------------------------------
+# -- users, groups, tokens ------------------------------------------------------------
 def cmd_user_add(args: argparse.Namespace) -> int:
     factory = _factory(args)
     password = _read_password(args) if (args.password_stdin or sys.stdin.isatty()) else None
@@ -217,7 +217,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- environments, config ---------------------------------------------------------------------------
+# -- environments, config ------------------------------------------------------------
 def cmd_env_list(args: argparse.Namespace) -> int:
     factory = _factory(args)
     for env in factory.config.environments:

@@ -6,32 +6,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyterhub import orm
+from jupyterhub import orm, roles
 
+from sciplat.errors import SciplatError
 from sciplat.identity.models import User
 
 ADMIN_SCOPES = ["admin-ui", "admin:users", "admin:servers", "admin:groups", "read:metrics",
-                "list:users", "read:users", "proxy"]  # fmt: skip
+                "list:users", "read:users", "proxy", "admin:server_state"]  # fmt: skip
 DEFAULT_SCOPES = ["inherit"]
+
+
+def _prepare(session: Any) -> None:
+    """What a hub that has never started would have created: default roles, and the hub's own
+    OAuth client that every token belongs to (the hub updates it when it starts)."""
+    for role in roles.get_default_roles():
+        if orm.Role.find(session, role["name"]) is None:
+            roles.create_role(session, role)
+    if session.query(orm.OAuthClient).filter_by(identifier="jupyterhub").first() is None:
+        session.add(orm.OAuthClient(identifier="jupyterhub", secret="", redirect_uri="",
+                                    description="JupyterHub"))  # fmt: skip
+        session.commit()
 
 
 def issue_token(hub_db_url: str, user: User, scopes: list[str], note: str) -> str:
     """Create an API token for ``user`` in the hub's database (creating the hub-side user
-    record if the user has never logged in) and return it."""
+    record if the user has never logged in) and return it.
+
+    Raises:
+        SciplatError: a scope is unknown or more than the user holds.
+    """
     session = orm.new_session_factory(hub_db_url)()
     try:
+        _prepare(session)
         orm_user = orm.User.find(session, user.name)
         if orm_user is None:
             orm_user = orm.User(name=user.name)
             session.add(orm_user)
         orm_user.admin = user.admin
-        # a hub that is already up gives new users the default role only when they log in
-        for role_name in ("user", "admin") if user.admin else ("user",):
-            role = orm.Role.find(session, role_name)
-            if role is not None and role not in orm_user.roles:
-                orm_user.roles.append(role)
         session.commit()
-        token: str = orm_user.new_api_token(scopes=scopes, note=note)
+        # a hub that is already up gives new users their default roles only when they log in
+        roles.assign_default_roles(session, orm_user)
+        session.commit()
+        try:
+            token: str = orm_user.new_api_token(scopes=scopes, note=note)
+        except ValueError as exc:
+            raise SciplatError(f"cannot issue that token: {exc}") from exc
         session.commit()
         return token
     finally:

@@ -91,7 +91,7 @@ def remove_test_accounts() -> None:
     for entry in pwd.getpwall():
         if entry.pw_name.startswith(TEST_PREFIX) and entry.pw_gecos == "sciplat user":
             subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
-    import grp  # noqa: PLC0415
+    import grp
 
     for g in grp.getgrall():
         if g.gr_name.startswith(TEST_PREFIX):
@@ -144,9 +144,12 @@ class Platform:
             raise AssertionError(f"sciplat {' '.join(args)} failed:\n{result.stderr}")
         return result
 
-    def add_user(self, name: str, groups: tuple[str, ...] = (), password: str = "") -> str:
+    def add_user(
+        self, name: str, groups: tuple[str, ...] = (), password: str = "", admin: bool = False
+    ) -> str:
         full = self.user(name)
         args = ["user", "add", full, *[a for g in groups for a in ("--group", g)]]
+        args += ["--admin"] if admin else []
         self.sciplat(*args, "--password-stdin", input=(password or "pw-" + full) + "\n")
         return full
 
@@ -228,9 +231,13 @@ def platform_config(root: Path, env_path: Path, ports: list[int], block: int) ->
             {"name": "small", "cpu": 1, "memory": "1GiB", "pids": 512},
         ],
         "environments": [
-            {"name": "test", "display_name": "Test environment", "path": str(env_path),
-             "recommended": True},
-        ],  # fmt: skip
+            {
+                "name": "test",
+                "display_name": "Test environment",
+                "path": str(env_path),
+                "recommended": True,
+            },
+        ],
         "volumes": {"root": str(root / "storage")},
         "culling": {"idle_timeout": 0, "max_age": 0},
         "hub": {
@@ -263,4 +270,9 @@ def running_platform(**overrides: Any) -> Iterator[Platform]:
         yield platform
     finally:
         platform.down()
+        # keep the logs for whoever reads a failed run (test-artifacts/ is git-ignored)
+        keep = REPO / "test-artifacts" / f"platform-{run_id}"
+        with contextlib.suppress(OSError):
+            shutil.copytree(platform.data_dir / "logs", keep, dirs_exist_ok=True)
+            shutil.copy2(root / "up.log", keep / "up.log")
         shutil.rmtree(root, ignore_errors=True)
