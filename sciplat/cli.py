@@ -245,6 +245,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from sciplat.reference import config_reference  # noqa: PLC0415
+
+    print(config_reference(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sciplat", description=__doc__)
     parser.add_argument("--data-dir", help="data directory (default: $SCIPLAT_DATA_DIR or ./data)")
@@ -297,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", required=True
     )
     add("check", cmd_config_check, "validate the configuration", config)
+    add("reference", cmd_config_reference, "print the configuration reference (Markdown)", config)
     return parser
 
 
