@@ -37,7 +37,10 @@ hub:
 
 
 def default_storage_root(data_dir: Path) -> Path:
-    """/srv/sciplat as root (reachable by every user), else inside the data directory."""
+    """``$SCIPLAT_STORAGE_ROOT``, else /srv/sciplat as root (reachable by every user), else
+    inside the data directory."""
+    if os.environ.get("SCIPLAT_STORAGE_ROOT"):
+        return Path(os.environ["SCIPLAT_STORAGE_ROOT"])
     return Path("/srv/sciplat") if os.geteuid() == 0 else data_dir / "storage"
 
 

@@ -35,8 +35,9 @@ class Factory:
     def from_data_dir(cls, root: os.PathLike[str] | str | None = None) -> Factory:
         """Load ``sciplat.yaml`` from the data directory (default: see paths.default_data_dir).
 
-        ``$SCIPLAT_CONFIG`` names another document; ``$SCIPLAT_BIND`` and ``$SCIPLAT_PORT``
-        override ``hub.bind`` and ``hub.port`` (how ``sciplat up --bind/--port`` reach the hub).
+        ``$SCIPLAT_CONFIG`` names another document; ``$SCIPLAT_BIND``, ``$SCIPLAT_PORT``,
+        ``$SCIPLAT_HUB_PORT`` and ``$SCIPLAT_PROXY_API_PORT`` override those ``hub`` keys (how
+        ``sciplat up --bind/--port`` reach the hub, and how several instances share a host).
 
         Raises:
             ConfigError: missing or invalid document.
@@ -45,7 +46,12 @@ class Factory:
         config = load_config(Path(os.environ.get("SCIPLAT_CONFIG") or data.config))
         overrides = {
             key: os.environ[var]
-            for key, var in (("bind", "SCIPLAT_BIND"), ("port", "SCIPLAT_PORT"))
+            for key, var in (
+                ("bind", "SCIPLAT_BIND"),
+                ("port", "SCIPLAT_PORT"),
+                ("hub_port", "SCIPLAT_HUB_PORT"),
+                ("proxy_api_port", "SCIPLAT_PROXY_API_PORT"),
+            )
             if os.environ.get(var)
         }
         if overrides:
