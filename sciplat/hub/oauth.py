@@ -51,16 +51,6 @@ def _as_int(value: object) -> int | None:
     return int(str(value)) if str(value).isdigit() else None
 
 
-class _Shared:
-    """Carries an object through traitlets config, which deep-copies every value it loads."""
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
-        return self
-
-
 class SciplatOAuthMixin(OAuthenticator):  # type: ignore[misc]
     """Maps a provider login to a platform user; put it first among the bases."""
 
@@ -71,11 +61,6 @@ class SciplatOAuthMixin(OAuthenticator):  # type: ignore[misc]
         None, config=True, help="The IdentityService that creates users and hands out ids."
     )
     platform_config = traitlets.Any(None, config=True, help="The platform's sciplat Config.")
-
-    @traitlets.validate("identity", "platform_config")
-    def _unwrap(self, proposal: traitlets.Bunch) -> Any:
-        value = proposal.value
-        return value.obj if isinstance(value, _Shared) else value
 
     @traitlets.default("manage_groups")
     def _manage_groups_default(self) -> bool:
@@ -317,7 +302,7 @@ def configure_oauth(
         raise ConfigError(f"auth.{provider}.callback_url: needed when the public URL is unknown")
     section = c[cls.__name__]
     section.update(
-        identity=_Shared(identity), platform_config=_Shared(config), manage_groups=True,
+        identity=identity, platform_config=config, manage_groups=True,
         client_id=settings.client_id, client_secret=settings.client_secret,
         oauth_callback_url=callback,
     )  # fmt: skip
