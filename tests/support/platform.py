@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import grp
 import hashlib
 import json
 import os
@@ -85,16 +86,20 @@ def random_suffix(n: int = 4) -> str:
 
 
 def remove_test_accounts() -> None:
-    """Delete host accounts and groups left by earlier test runs (only ours, by prefix)."""
+    """Delete host accounts and groups left by finished test runs: ours by name prefix, and
+    only those whose run's storage is gone (another run may be going on at the same time)."""
     if os.geteuid() != 0:
         return
-    for entry in pwd.getpwall():
-        if entry.pw_name.startswith(TEST_PREFIX) and entry.pw_gecos == "sciplat user":
-            subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
-    import grp
+    live = {p.name for p in TEST_STORAGE.iterdir()} if TEST_STORAGE.exists() else set()
 
+    def stale(name: str) -> bool:
+        return name.startswith(TEST_PREFIX) and name[len(TEST_PREFIX) :][:4] not in live
+
+    for entry in pwd.getpwall():
+        if stale(entry.pw_name) and entry.pw_gecos == "sciplat user":
+            subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
     for g in grp.getgrall():
-        if g.gr_name.startswith(TEST_PREFIX):
+        if stale(g.gr_name):
             subprocess.run(["groupdel", g.gr_name], capture_output=True, check=False)
 
 
