@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sciplat.errors import ConfigError
 from sciplat.naming import NAME_PATTERN
@@ -192,13 +200,18 @@ class IdentityConfig(_Section):
         ),
     )
 
+    @field_validator("uid_range", "gid_range")
+    @classmethod
+    def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] > value[1]:
+            raise ValueError("a range is written [low, high] with low <= high")
+        if value[0] < 1000:
+            raise ValueError("ranges must start at 1000 or above, clear of system accounts")
+        return value
+
     @model_validator(mode="after")
     def _ranges_disjoint(self) -> IdentityConfig:
         (ulo, uhi), (glo, ghi) = self.uid_range, self.gid_range
-        if ulo > uhi or glo > ghi:
-            raise ValueError("a range is written [low, high] with low <= high")
-        if ulo < 1000 or glo < 1000:
-            raise ValueError("ranges must start at 1000 or above, clear of system accounts")
         if ulo <= ghi and glo <= uhi:
             raise ValueError(
                 f"uid_range {list(self.uid_range)} overlaps gid_range {list(self.gid_range)}: "
@@ -222,7 +235,9 @@ class SizeConfig(_Section):
 
     name: str = Field(pattern=NAME_PATTERN, description="Size name.", examples=["small"])
     cpu: float = Field(gt=0, le=512, description="CPU cores (CFS quota).", examples=[1])
-    memory: Bytes = Field(description="Memory limit.", examples=["4GiB"])
+    memory: Bytes = Field(
+        ge=64 * 1024**2, description="Memory limit (at least 64MiB).", examples=["4GiB"]
+    )
     pids: int = Field(
         1024, ge=16, description="Most processes and threads the lab may have.", examples=[1024]
     )
@@ -343,23 +358,30 @@ class Config(_Section):
     culling: CullingConfig = Field(default_factory=CullingConfig)  # type: ignore[arg-type]
     hub: HubConfig = Field(default_factory=HubConfig)  # type: ignore[arg-type]
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Config:
-        for label, names in (
-            ("sizes", [s.name for s in self.sizes]),
-            ("environments", [e.name for e in self.environments]),
-            ("groups", [g.name for g in self.groups]),
-        ):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"{label}: names must be unique, repeated: {', '.join(dupes)}")
-        if not self.sizes:
-            raise ValueError("sizes: at least one size is needed")
-        if sum(s.default for s in self.sizes) > 1:
-            raise ValueError("sizes: at most one size can be the default")
-        if sum(e.recommended for e in self.environments) > 1:
-            raise ValueError("environments: at most one environment can be recommended")
-        return self
+    @field_validator("sizes", "environments", "groups")
+    @classmethod
+    def _unique_names(cls, items: list[Any]) -> list[Any]:
+        names = [item.name for item in items]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"names must be unique, repeated: {', '.join(dupes)}")
+        return items
+
+    @field_validator("sizes")
+    @classmethod
+    def _one_default_size(cls, sizes: list[SizeConfig]) -> list[SizeConfig]:
+        if not sizes:
+            raise ValueError("at least one size is needed")
+        if sum(s.default for s in sizes) > 1:
+            raise ValueError("at most one size can be the default")
+        return sizes
+
+    @field_validator("environments")
+    @classmethod
+    def _one_recommended(cls, envs: list[EnvironmentConfig]) -> list[EnvironmentConfig]:
+        if sum(e.recommended for e in envs) > 1:
+            raise ValueError("at most one environment can be recommended")
+        return envs
 
     def default_size(self) -> SizeConfig:
         """The size used when none is chosen: the one marked default, else the first."""
@@ -377,17 +399,25 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == part), None)
-            if node is None:
-                # an unknown key: point at the key itself
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
                 return line
+            line, node = pair[0].start_mark.line + 1, pair[1]  # the key's line
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            node = node.value[part] if part < len(node.value) else None
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
         else:
             break
-        if node is not None:
-            line = node.start_mark.line + 1
     return line
+
+
+def _short_scalar(value: object) -> bool:
+    """Whether an offending value is worth quoting in the error (not a whole section)."""
+    if isinstance(value, list | tuple):
+        return bool(value) and all(_short_scalar(v) for v in value) and len(repr(value)) <= 60
+    return not isinstance(value, dict)
 
 
 def _explain(err: dict[str, Any]) -> str:
@@ -425,7 +455,7 @@ def parse_config(text: str, source: str = "sciplat.yaml") -> Config:
             line = _line_of(node, loc)
             path = ".".join(str(p) for p in loc) or "(document)"
             value = err.get("input")
-            shown = "" if isinstance(value, dict | list) else f" = {value!r}"
+            shown = f" = {value!r}" if _short_scalar(value) else ""
             lines.append(f"{source}:{line or '?'}: {path}{shown}: {_explain(err)}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from exc
 

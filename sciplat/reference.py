@@ -54,7 +54,7 @@ def _section(model: type[BaseModel], path: str, out: list[str]) -> None:
         if sub is not None:
             nested.append((name, sub, field))
         example = f"`{json.dumps(field.examples[0])}`" if field.examples else ""
-        desc = (field.description or (inspect.cleandoc(sub.__doc__ or "") if sub else ""))
+        desc = field.description or (inspect.cleandoc(sub.__doc__ or "") if sub else "")
         desc = desc.replace("\n", " ").replace("|", "\\|")
         type_name = _type_name(field.annotation).replace("|", "\\|")
         if any(getattr(m, "func", None) is parse_bytes for m in field.metadata):

@@ -25,6 +25,7 @@ import httpx
 from sciplat.errors import SciplatError
 from sciplat.factory import Factory
 from sciplat.hub.config import proxy_token, public_url
+from sciplat.labs.local.storage.processes import start_time
 
 HUB_CONFIG = Path(__file__).parent / "hub" / "jupyterhub_config.py"
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -54,10 +55,9 @@ def pid_alive(path: Path) -> int | None:
     """The pid in ``path`` if that process still runs."""
     try:
         pid = int(path.read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if start_time(pid) is not None else None  # a zombie counts as gone
 
 
 def _pump(stream: IO[bytes], log: Path, echo: bool) -> None:
@@ -209,9 +209,7 @@ def stop_process(pid_file: Path, timeout: float = 15) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if start_time(pid) is None:
             return True
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):

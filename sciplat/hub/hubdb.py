@@ -49,7 +49,7 @@ def issue_token(hub_db_url: str, user: User, scopes: list[str], note: str) -> st
         session.commit()
         try:
             token: str = orm_user.new_api_token(scopes=scopes, note=note)
-        except ValueError as exc:
+        except (ValueError, KeyError) as exc:  # KeyError: JupyterHub's ScopeNotFound
             raise SciplatError(f"cannot issue that token: {exc}") from exc
         session.commit()
         return token

@@ -19,6 +19,9 @@ def hash_password(password: str) -> str:
 def verify_password(stored: str | None, password: str) -> bool:
     """True if ``password`` matches ``stored``; a missing hash never matches."""
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        if not stored:
+            _HASHER.verify(_DUMMY_HASH, password)  # same time as a real check
+            return False
+        return bool(_HASHER.verify(stored, password))
     except (VerificationError, InvalidHashError):
         return False

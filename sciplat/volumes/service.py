@@ -33,7 +33,7 @@ class VolumeService:
             StorageError: a directory above the root is closed to other users.
         """
         root = self.config.root
-        if self.as_root and any(root.absolute().is_relative_to(p) for p in PRIVATE_IN_LABS):
+        if self.as_root and any(root.resolve().is_relative_to(p) for p in PRIVATE_IN_LABS):
             raise StorageError(
                 f"volumes.root {root} is under /tmp or /dev/shm, which every lab replaces with "
                 "its own private directory: choose a path such as /srv/sciplat"
@@ -76,10 +76,13 @@ class VolumeService:
             for g in user.groups
         }
         shared_links = {Path("shared") / v.name: v.path for v in self.config.shared}
+        link_dir = Path(self.config.group_link.format(group="x")).parent
         try:
             with storage.open_dir(home) as home_fd:
-                self._links(home_fd, group_links, self.config.group_path("x").parent, owner)
-                self._links(home_fd, shared_links, None, owner)
+                self._links(
+                    home_fd, group_links, owner, (link_dir, self.config.group_path("x").parent)
+                )
+                self._links(home_fd, shared_links, owner, None)
         except OSError as exc:
             raise StorageError(f"cannot prepare {home}: {exc.strerror}") from exc
         return home
@@ -88,14 +91,16 @@ class VolumeService:
     def _links(
         home_fd: int,
         links: dict[Path, Path],
-        prune_under: Path | None,
         owner: tuple[int | None, int | None],
+        prune: tuple[Path, Path] | None,
     ) -> None:
+        """Make ``links`` (relative to the home); with ``prune`` = (directory, target root),
+        also remove that directory's other links into the target root."""
         by_dir: dict[Path, dict[str, Path]] = {}
         for rel, target in links.items():
             by_dir.setdefault(rel.parent, {})[rel.name] = target
-        if prune_under is not None and not by_dir:
-            by_dir[Path("groups")] = {}
+        if prune is not None:
+            by_dir.setdefault(prune[0], {})
         for rel_dir, entries in by_dir.items():
             fd = home_fd
             opened: list[int] = []
@@ -105,8 +110,8 @@ class VolumeService:
                     opened.append(fd)
                 for name, target in entries.items():
                     storage.set_link(fd, name, target)
-                if prune_under is not None:
-                    storage.prune_links(fd, set(entries), prune_under)
+                if prune is not None and rel_dir == prune[0]:
+                    storage.prune_links(fd, set(entries), prune[1])
             finally:
                 for f in opened:
                     os.close(f)

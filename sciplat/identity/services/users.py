@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sciplat.config import Config
+from sciplat.config import AuthConfig, Config
 from sciplat.db import Database
 from sciplat.errors import AuthError, ConflictError, NotFoundError, ThrottledError
 from sciplat.identity.models import Group, User
@@ -32,12 +32,18 @@ log = logging.getLogger(__name__)
 BAD_LOGIN = "Invalid username or password."
 
 
-def _to_user(row: UserRow, admin_groups: Iterable[str] = ()) -> User:
+def _to_user(row: UserRow, auth: AuthConfig) -> User:
     groups = tuple(
         sorted((Group(m.group.name, m.group.gid, m.group.description) for m in row.memberships),
                key=lambda g: g.name)
     )  # fmt: skip
-    admin = row.admin or any(g.name in admin_groups for g in groups)
+    # --admin from the CLI is stored; the config's admin_users and admin_groups are read live,
+    # so taking a name out of the config takes the rights away
+    admin = (
+        row.admin
+        or row.name in auth.admin_users
+        or any(g.name in auth.admin_groups for g in groups)
+    )
     return User(row.name, row.uid, row.uid, admin, row.provider, groups)
 
 
@@ -145,7 +151,7 @@ class IdentityService(Shared):
                 name=name,
                 uid=uid,
                 provider=provider,
-                admin=admin or name in self.config.auth.admin_users,
+                admin=admin,
                 password_hash=hash_password(password) if password else None,
             )
             s.add(row)
@@ -155,7 +161,7 @@ class IdentityService(Shared):
             except IntegrityError as exc:
                 raise ConflictError(f"user {name!r} or UID {uid} exists already") from exc
             log.info("allocated UID %d to user %s", uid, name)
-            user = _to_user(row, self.config.auth.admin_groups)
+            user = _to_user(row, self.config.auth)
         return self.sync_host(user)
 
     def get_user(self, name: str) -> User:
@@ -168,12 +174,12 @@ class IdentityService(Shared):
             row = s.get(UserRow, name)
             if row is None:
                 raise NotFoundError(f"no user {name!r}; add one with `sciplat user add {name}`")
-            return _to_user(row, self.config.auth.admin_groups)
+            return _to_user(row, self.config.auth)
 
     def list_users(self) -> list[User]:
         with self.db.session() as s:
             rows = s.scalars(select(UserRow).order_by(UserRow.name))
-            return [_to_user(r, self.config.auth.admin_groups) for r in rows]
+            return [_to_user(r, self.config.auth) for r in rows]
 
     def set_password(self, name: str, password: str) -> None:
         """Set a local password and lift any lockout.
@@ -197,7 +203,7 @@ class IdentityService(Shared):
                 raise NotFoundError(f"no user {name!r}")
             self._set_memberships(s, row, groups, source)
             s.commit()
-            user = _to_user(row, self.config.auth.admin_groups)
+            user = _to_user(row, self.config.auth)
         return self.sync_host(user)
 
     def sync_config_groups(self) -> None:
@@ -244,7 +250,7 @@ class IdentityService(Shared):
                 raise AuthError(BAD_LOGIN)
             row.failed_logins, row.locked_until = 0, None
             s.commit()
-            return _to_user(row, self.config.auth.admin_groups)
+            return _to_user(row, self.config.auth)
 
     def login_from_provider(
         self, name: str, provider: str, groups: Iterable[str], provider_uid: int | None

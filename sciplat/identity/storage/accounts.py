@@ -6,6 +6,7 @@ Uses the shadow-utils commands (``groupadd``, ``useradd``, ``usermod``), which l
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import logging
 import pwd
@@ -105,10 +106,14 @@ class HostAccounts:
         if not self.enabled:
             return
         try:
-            if pwd.getpwnam(name).pw_gecos == GECOS:
-                _run(["userdel", name])
+            ours = pwd.getpwnam(name).pw_gecos == GECOS
         except KeyError:
-            pass
+            ours = True  # only the private group may be left
+        if not ours:
+            return
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            _run(["userdel", name])
         self.remove_group(name)
 
     def remove_group(self, name: str) -> None:

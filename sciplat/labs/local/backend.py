@@ -45,7 +45,7 @@ class LocalBackend(LabBackend):
 
     name = "local"
 
-    def __init__(self, cgroups: CgroupDriver | None, stop_grace: float = 5.0) -> None:
+    def __init__(self, cgroups: CgroupDriver | None, stop_grace: float = 10.0) -> None:
         self.cgroups = cgroups
         self.stop_grace = stop_grace
         self._children: dict[int, subprocess.Popen[bytes]] = {}

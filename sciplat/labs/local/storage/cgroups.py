@@ -91,9 +91,16 @@ class CgroupDriver:
                     _write(p / "cgroup.subtree_control", "+memory +cpu +pids")
         for path in self.dirs(name).values():
             path.mkdir(parents=True, exist_ok=True)
-        for path, value in self.limit_writes(name, limits):
-            if path.name == "memory.memsw.limit_in_bytes" and not path.exists():
-                continue  # swap accounting off in this kernel: memory.limit_in_bytes still holds
+        writes = self.limit_writes(name, limits)
+        if self.version == 1:
+            memsw = self.dirs(name)["memory"] / "memory.memsw.limit_in_bytes"
+            if not memsw.exists():
+                # swap accounting is off in this kernel: memory.limit_in_bytes still holds
+                writes = [w for w in writes if w[0] != memsw]
+            elif limits.memory > _read_int(memsw):
+                # v1 refuses memory.limit_in_bytes above memsw: raise memsw first when growing
+                writes.sort(key=lambda w: w[0] != memsw)
+        for path, value in writes:
             _write(path, value)
 
     def pids(self, name: str) -> list[int]:
