@@ -258,11 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
-        name: str, handler: Handler, helptext: str, parent: argparse._SubParsersAction = sub
-    ) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        name: str,
+        handler: Handler,
+        helptext: str,
+        parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+    ) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=helptext, description=helptext)
         p.set_defaults(handler=handler)
-        return p  # fmt: skip
+        return p
 
     up = add("up", cmd_up, "run the platform in the foreground")
     up.add_argument("--config", help="configuration document (default: DATA_DIR/sciplat.yaml)")

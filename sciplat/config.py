@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic_core import ErrorDetails
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -160,10 +161,10 @@ class AuthConfig(_Section):
         ),
         examples=[{"my-org:astronomers": "astro"}],
     )
-    local: LocalAuth = Field(default_factory=LocalAuth)  # type: ignore[arg-type]
-    oidc: OIDCAuth = Field(default_factory=OIDCAuth)  # type: ignore[arg-type]
-    github: GitHubAuth = Field(default_factory=GitHubAuth)  # type: ignore[arg-type]
-    cilogon: CILogonAuth = Field(default_factory=CILogonAuth)  # type: ignore[arg-type]
+    local: LocalAuth = Field(default_factory=LocalAuth)
+    oidc: OIDCAuth = Field(default_factory=OIDCAuth)
+    github: GitHubAuth = Field(default_factory=GitHubAuth)
+    cilogon: CILogonAuth = Field(default_factory=CILogonAuth)
 
 
 class IdentityConfig(_Section):
@@ -344,8 +345,8 @@ class HubConfig(_Section):
 class Config(_Section):
     """The whole ``sciplat.yaml`` document."""
 
-    auth: AuthConfig = Field(default_factory=AuthConfig)  # type: ignore[arg-type]
-    identity: IdentityConfig = Field(default_factory=IdentityConfig)  # type: ignore[arg-type]
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
     groups: list[GroupConfig] = Field(default_factory=list)
     sizes: list[SizeConfig] = Field(
         default_factory=lambda: [
@@ -354,9 +355,9 @@ class Config(_Section):
         ]
     )
     environments: list[EnvironmentConfig] = Field(default_factory=list)
-    volumes: VolumesConfig = Field(default_factory=VolumesConfig)  # type: ignore[arg-type]
-    culling: CullingConfig = Field(default_factory=CullingConfig)  # type: ignore[arg-type]
-    hub: HubConfig = Field(default_factory=HubConfig)  # type: ignore[arg-type]
+    volumes: VolumesConfig = Field(default_factory=VolumesConfig)
+    culling: CullingConfig = Field(default_factory=CullingConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
 
     @field_validator("sizes", "environments", "groups")
     @classmethod
@@ -420,7 +421,7 @@ def _short_scalar(value: object) -> bool:
     return not isinstance(value, dict)
 
 
-def _explain(err: dict[str, Any]) -> str:
+def _explain(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key (check its spelling and section)"

@@ -217,8 +217,8 @@ class IdentityService(Shared):
             for user in g.members:
                 members.setdefault(user, []).append(g.name)
         with self.db.session() as s:
-            for row in s.scalars(select(UserRow)):
-                self._set_memberships(s, row, members.get(row.name, []), "config")
+            for user_row in s.scalars(select(UserRow)):
+                self._set_memberships(s, user_row, members.get(user_row.name, []), "config")
             s.commit()
 
     # -- logins -----------------------------------------------------------------------------
