@@ -64,6 +64,12 @@ class ThrottledError(SciplatError):
         self.retry_after = retry_after
 
 
+class InvalidOptionError(SciplatError):
+    """A spawn option (environment, size, flag) the user may not ask for."""
+
+    code = "invalid_option"
+
+
 class LabError(SciplatError):
     """A lab could not be started or stopped; the message says why and what to do."""
 

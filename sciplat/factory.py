@@ -92,7 +92,10 @@ class Factory:
 
     @cached_property
     def labs(self) -> LabService:
-        return LabService(self.config, self.lab_backend, self.volumes, self.data, self.as_root)
+        return LabService(
+            self.config, self.lab_backend, self.volumes, self.environments, self.data,
+            self.as_root,
+        )  # fmt: skip
 
     def isolation_warning(self) -> str | None:
         """Why labs are not isolated, if they are not (said at start and on the admin page)."""

@@ -12,7 +12,8 @@ from traitlets import Any as AnyTrait
 
 from sciplat.errors import SciplatError
 from sciplat.hub.errors import to_spawn_exception
-from sciplat.labs.models import LabState
+from sciplat.hub.options import render_options_form
+from sciplat.labs.models import LabOptions, LabState
 from sciplat.labs.services.labs import free_port
 
 
@@ -65,6 +66,20 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
             self._new_event.clear()
             await self._new_event.wait()
 
+    # -- the spawn form -----------------------------------------------------------------------
+    async def get_options_form(self) -> str:
+        user = await asyncio.to_thread(self.identity.get_user, self.user.name)
+        return render_options_form(self.labs, user)
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """Validate the form here too, so a forged value is refused on the form page."""
+        try:
+            user = self.identity.get_user(self.user.name)
+            options: LabOptions = self.labs.parse_options(user, formdata)
+            return options.to_dict()
+        except SciplatError as err:
+            raise to_spawn_exception(err) from err
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
         self._events, self._done = [], False
@@ -74,13 +89,7 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
             user = await asyncio.to_thread(self.identity.get_user, self.user.name)
             user = await asyncio.to_thread(self.identity.sync_host, user)
             self.lab_state = await self.labs.start(
-                user,
-                self.name,
-                self.get_env(),
-                self._progress,
-                port=self.port,
-                size_name=options.get("size"),
-                environment_name=options.get("environment"),
+                user, self.name, self.get_env(), self._progress, port=self.port, options=options
             )
         except SciplatError as err:
             self._progress(100, f"Failed: {err.message}")

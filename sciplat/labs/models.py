@@ -67,6 +67,18 @@ class LabState:
 
 
 @dataclass(frozen=True)
+class LabOptions:
+    """What the user chose on the spawn page, validated (names only, never paths)."""
+
+    environment: str
+    size: str
+    reset: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class LabUsage:
     """What a running lab uses, read from its cgroup."""
 

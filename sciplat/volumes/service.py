@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from sciplat.config import VolumesConfig
@@ -87,6 +88,35 @@ class VolumeService:
             raise StorageError(f"cannot prepare {home}: {exc.strerror}") from exc
         return home
 
+    def reset_user_env(self, user: User, now: float | None = None) -> Path | None:
+        """Move ~/.local, ~/.jupyter, ~/.ipython, ~/.cache and ~/.config into
+        ``~/.user_env.<timestamp>/`` (nothing is deleted). Returns that directory, or None if
+        there was nothing to move.
+
+        Raises:
+            StorageError: the home cannot be opened.
+        """
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+        target = f".user_env.{stamp}"
+        owner = (user.uid, user.gid) if self.as_root else (None, None)
+        try:
+            with storage.open_dir(self.home(user)) as home_fd:
+                present = [n for n in RESET_ENTRIES if storage.exists_nofollow(home_fd, n)]
+                if not present:
+                    return None
+                dest_fd = storage.ensure_subdir(home_fd, target, *owner)
+                try:
+                    for name in present:
+                        # rename moves a symlink itself, never what it points at
+                        os.rename(name, name, src_dir_fd=home_fd, dst_dir_fd=dest_fd)
+                finally:
+                    os.close(dest_fd)
+        except OSError as exc:
+            raise StorageError(f"cannot reset the environment in {self.home(user)}: "
+                               f"{exc.strerror}") from exc  # fmt: skip
+        log.info("reset %s: moved %s to %s", user.name, ", ".join(present), target)
+        return self.home(user) / target
+
     @staticmethod
     def _links(
         home_fd: int,
@@ -115,3 +145,7 @@ class VolumeService:
             finally:
                 for f in opened:
                     os.close(f)
+
+
+#: What "reset my environment" moves aside: per-user packages, settings and caches.
+RESET_ENTRIES = (".local", ".jupyter", ".ipython", ".cache", ".config")

@@ -96,5 +96,14 @@ def prune_links(dir_fd: int, keep: set[str], under: Path) -> None:
                 os.unlink(name, dir_fd=dir_fd)
 
 
+def exists_nofollow(dir_fd: int, name: str) -> bool:
+    """Whether ``name`` exists below ``dir_fd`` (a dangling symlink counts)."""
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def is_root() -> bool:
     return os.geteuid() == 0

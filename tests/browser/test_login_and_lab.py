@@ -52,7 +52,11 @@ def test_login_spawns_lab_and_runs_a_cell_as_the_user(platform: Platform, page: 
 
     log_in(page, platform, user, password, "login-page")
 
-    # The hub sends a freshly logged-in user through /hub/spawn (and spawn-pending) to the lab.
+    # The hub sends a freshly logged-in user to the spawn page; the defaults are preselected.
+    start = page.locator("#spawn_form [type=submit]")
+    expect(start).to_be_visible(timeout=LAB_TIMEOUT_MS)
+    screenshot(page, "options-form")
+    start.click()
     page.wait_for_url(re.compile(rf"/user/{re.escape(user)}/lab"), timeout=LAB_TIMEOUT_MS)
     card = page.locator('.jp-LauncherCard[data-category="Notebook"]', has_text="Python 3")
     expect(card.first).to_be_visible(timeout=LAB_TIMEOUT_MS)

@@ -81,6 +81,45 @@ def lab_environment() -> Path:
     return path
 
 
+def clone_environment(src: Path, dst: Path) -> Path:
+    """A second environment that shares ``src``'s files (hard links) but is its own prefix:
+    scripts whose shebang names ``src`` are rewritten (as copies, not links)."""
+    if (dst / "bin" / "jupyterhub-singleuser").exists():
+        return dst
+    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run(["cp", "-al", str(src), str(tmp)], check=True)
+    old, new = f"#!{src}/".encode(), f"#!{dst}/".encode()
+    for script in (tmp / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        data = script.read_bytes()
+        if data.startswith(old):
+            mode = script.stat().st_mode
+            script.unlink()
+            script.write_bytes(new + data[len(old) :])
+            script.chmod(mode)
+    tmp.rename(dst)
+    return dst
+
+
+def broken_environment() -> Path:
+    """An environment whose server fails at once, like one with a broken package."""
+    path = ENV_CACHE / "broken"
+    server = path / "bin" / "jupyterhub-singleuser"
+    if not server.exists():
+        server.parent.mkdir(parents=True, exist_ok=True)
+        server.write_text(
+            "#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n"
+            "echo \"ImportError: cannot import name 'ServerApp' from 'jupyter_server'\" >&2\n"
+            "exit 1\n"
+        )
+        server.chmod(0o755)
+        for d in (path, path / "bin"):
+            d.chmod(0o755)
+    return path
+
+
 def random_suffix(n: int = 4) -> str:
     return "".join(secrets.choice(string.ascii_lowercase) for _ in range(n))
 
@@ -226,7 +265,7 @@ class Platform:
 def platform_config(root: Path, env_path: Path, ports: list[int], block: int) -> dict[str, Any]:
     """A config for tests: small sizes, the shared environment, a UID block of its own."""
     return {
-        "auth": {"provider": "local", "local": {"max_failures": 3, "lockout_seconds": 2}},
+        "auth": {"provider": "local", "local": {"max_failures": 3, "lockout_seconds": 60}},
         "identity": {
             "uid_range": [400000 + block * 1000, 400000 + block * 1000 + 999],
             "gid_range": [1400000 + block * 1000, 1400000 + block * 1000 + 999],
@@ -239,8 +278,31 @@ def platform_config(root: Path, env_path: Path, ports: list[int], block: int) ->
             {
                 "name": "test",
                 "display_name": "Test environment",
+                "kind": "release",
+                "created": "2026-11-01",
                 "path": str(env_path),
                 "recommended": True,
+            },
+            {
+                "name": "weekly-clone",
+                "display_name": "Weekly clone",
+                "kind": "weekly",
+                "created": "2026-11-20",
+                "path": str(clone_environment(env_path, env_path.with_name(env_path.name + "-w"))),
+            },
+            {
+                "name": "broken",
+                "display_name": "Broken environment",
+                "kind": "experimental",
+                "created": "2026-11-25",
+                "path": str(broken_environment()),
+            },
+            {
+                "name": "gone",
+                "display_name": "Removed environment",
+                "kind": "daily",
+                "created": "2026-11-27",
+                "path": str(ENV_CACHE / "does-not-exist"),
             },
         ],
         "volumes": {"root": str(root / "storage")},

@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from sciplat.config import Config, EnvironmentConfig, SizeConfig
-from sciplat.errors import LabError
+from sciplat.errors import InvalidOptionError, LabError
 from sciplat.identity.models import User
 from sciplat.labs.backend import LabBackend, Progress
 from sciplat.labs.builder import build_spec, server_command
-from sciplat.labs.models import LabState, LabUsage
+from sciplat.labs.environments.service import EnvironmentService
+from sciplat.labs.menu import EnvironmentMenu, environment_menu
+from sciplat.labs.models import LabOptions, LabState, LabUsage
 from sciplat.paths import DataDir
 from sciplat.shared import Shared
 from sciplat.volumes.service import VolumeService
@@ -26,6 +28,8 @@ from sciplat.volumes.service import VolumeService
 log = logging.getLogger(__name__)
 
 READY_POLL_SECONDS = 0.05
+#: The form's radio value meaning "the environment chosen in the drop-down".
+DROPDOWN = "__dropdown__"
 
 
 def free_port() -> int:
@@ -42,6 +46,7 @@ class LabService(Shared):
         config: Config,
         backend: LabBackend,
         volumes: VolumeService,
+        environments: EnvironmentService,
         data: DataDir,
         isolate: bool,
         clock: Callable[[], float] = time.monotonic,
@@ -49,6 +54,7 @@ class LabService(Shared):
         self.config = config
         self.backend = backend
         self.volumes = volumes
+        self.environments = environments
         self.data = data
         self.isolate = isolate
         self.clock = clock
@@ -83,7 +89,7 @@ class LabService(Shared):
         if env is None:
             known = ", ".join(e.name for e in self.config.environments) or "none configured"
             raise LabError(f"There is no environment {name!r} (available: {known}).")
-        if not os.access(server_command(env)[0], os.X_OK):
+        if not self.environments.available(env):
             raise LabError(
                 f"The environment {env.display_name or env.name!r} is not installed "
                 f"({server_command(env)[0]} is missing). Pick another environment, or ask an "
@@ -91,6 +97,50 @@ class LabService(Shared):
             )
         return env
 
+    # -- the spawn menu ---------------------------------------------------------------------
+    def menu(self) -> EnvironmentMenu:
+        return environment_menu(self.config.environments, self.environments.available)
+
+    def sizes_for(self, user: User) -> list[SizeConfig]:
+        """The sizes ``user`` may choose."""
+        return list(self.config.sizes)
+
+    def parse_options(self, user: User, form: dict[str, list[str]]) -> LabOptions:
+        """Validate what the spawn form (or an API client) sent; the one place that decides
+        which environment, size and flags a user may ask for.
+
+        Raises:
+            InvalidOptionError: an unknown, unavailable or forbidden choice; nothing starts.
+        """
+
+        def one(key: str) -> str:
+            values = form.get(key) or [""]
+            return str(values[0]).strip()
+
+        env_name = one("environment")
+        if env_name == DROPDOWN:
+            env_name = one("environment_dropdown")
+        menu = self.menu()
+        env_name = env_name or menu.default or ""
+        if env_name not in menu.offered():
+            known = ", ".join(sorted(menu.offered())) or "none is installed"
+            raise InvalidOptionError(
+                f"There is no environment {env_name[:64]!r} you can start (available: {known})."
+            )
+        sizes = self.sizes_for(user)
+        size_name = one("size") or (self.config.default_size().name if sizes else "")
+        if size_name not in {s.name for s in sizes}:
+            allowed = ", ".join(s.name for s in sizes) or "none"
+            raise InvalidOptionError(
+                f"The lab size {size_name[:64]!r} is not one you can use (yours: {allowed}); "
+                "ask an administrator if you need a larger one."
+            )
+        reset = one("reset").lower()
+        if reset not in ("", "0", "false", "off", "1", "on", "true"):
+            raise InvalidOptionError("reset must be on or off")
+        return LabOptions(env_name, size_name, reset in ("1", "on", "true"))
+
+    # -- lifecycle ----------------------------------------------------------------------------
     async def start(
         self,
         user: User,
@@ -98,20 +148,26 @@ class LabService(Shared):
         hub_env: dict[str, str],
         progress: Progress,
         port: int,
-        size_name: str | None = None,
-        environment_name: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> LabState:
         """Start a lab and return once it answers HTTP.
 
         Raises:
+            InvalidOptionError: the options are not allowed (checked again here, so an API
+                client cannot skip the form's check).
             LabError: with the reason and the tail of the lab's log.
         """
-        size = self.size(size_name)
-        environment = self.environment(environment_name)
+        opts = self.parse_options(user, {k: [str(v)] for k, v in (options or {}).items()})
+        size = self.size(opts.size)
+        environment = self.environment(opts.environment)
         progress(10, f"Identity: {user.name} (uid {user.uid}, groups "
                      f"{', '.join(user.group_names) or 'none'})")  # fmt: skip
         home = await asyncio.to_thread(self.volumes.provision, user)
         progress(20, f"Home directory {home} ready")
+        if opts.reset:
+            moved = await asyncio.to_thread(self.volumes.reset_user_env, user)
+            progress(25, f"Reset: your settings were moved to {moved}" if moved
+                     else "Reset: there were no settings to move")  # fmt: skip
         progress(30, f"Environment: {environment.display_name or environment.name}")
         spec = build_spec(
             user=user,
