@@ -97,50 +97,57 @@ def cmd_up(args: argparse.Namespace) -> int:
     return Supervisor(factory).run(on_ready=ready)
 
 
+def _hub_db_url(factory: Factory) -> str | None:
+    if factory.config.hub.hub_db_url:
+        return factory.config.hub.hub_db_url
+    return f"sqlite:///{factory.data.hub_db}" if factory.data.hub_db.exists() else None
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     from sciplat.hub.hubdb import lab_states  # noqa: PLC0415
-    from sciplat.labs.models import LabState  # noqa: PLC0415
     from sciplat.supervisor import stop_process  # noqa: PLC0415
 
     factory = _factory(args)
-    data = factory.data
     for name in ("supervisor", "hub", "proxy"):
-        if stop_process(data.pid_file(name)):
+        if stop_process(factory.data.pid_file(name)):
             print(f"stopped {name}")
-    hub_url = factory.config.hub.hub_db_url or f"sqlite:///{data.hub_db}"
-    if not data.hub_db.exists() and not factory.config.hub.hub_db_url:
-        return 0
-    for user, server, raw in lab_states(hub_url):
-        state = LabState.from_dict(raw)
-        if state is not None:
-            asyncio.run(factory.lab_backend.stop(state))
-            print(f"stopped the lab of {user}{'/' + server if server else ''}")
+    url = _hub_db_url(factory)
+    for user, server, state, _ in lab_states(url) if url else []:
+        asyncio.run(factory.lab_backend.stop(state))
+        print(f"stopped the lab of {user}{'/' + server if server else ''}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from sciplat.hub.hubdb import lab_states  # noqa: PLC0415
-    from sciplat.labs.models import LabState  # noqa: PLC0415
+    from sciplat.labs.services.status import human_age, lab_rows  # noqa: PLC0415
     from sciplat.supervisor import pid_alive  # noqa: PLC0415
 
     factory = _factory(args)
-    data = factory.data
     for name in ("supervisor", "hub", "proxy"):
-        pid = pid_alive(data.pid_file(name))
+        pid = pid_alive(factory.data.pid_file(name))
         print(f"{name:<11} {'running, pid ' + str(pid) if pid else 'stopped'}")
     warning = factory.isolation_warning()
     if warning:
         print(f"WARNING: {warning}")
-    states = lab_states(f"sqlite:///{data.hub_db}") if data.hub_db.exists() else []
-    print(f"\n{'user':<16}{'server':<10}{'pid':>8}{'memory MiB':>12}{'cpu s':>9}{'oom':>5}")
-    for user, server, raw in states:
-        state = LabState.from_dict(raw)
-        if state is None:
-            continue
-        alive = asyncio.run(factory.lab_backend.poll(state)) is None
-        use = factory.lab_backend.usage(state)
-        print(f"{user:<16}{server or '-':<10}{state.pid if alive else 'gone':>8}"
-              f"{use.memory / 2**20:>12.0f}{use.cpu_seconds:>9.1f}{use.oom_kills:>5}")  # fmt: skip
+    url = _hub_db_url(factory)
+    labs = [
+        (user, server, state, asyncio.run(factory.lab_backend.poll(state)) is None)
+        for user, server, state, _ in (lab_states(url) if url else [])
+    ]
+    rows = lab_rows(factory.config, factory.lab_backend, labs)
+    users = factory.identity.list_users()
+    print(f"\n{len(users)} users, {sum(r.running for r in rows)} running labs\n")
+    header = (
+        f"{'user':<18}{'server':<8}{'env':<14}{'size':<8}{'age':>6}{'pid':>8}"
+        f"{'mem MiB':>9}{'/limit':>8}{'cpu s':>8}{'/cores':>7}{'procs':>6}{'oom':>5}"
+    )
+    print(header)  # fmt: skip
+    for r in rows:
+        print(f"{r.user:<18}{r.server or '-':<8}{r.environment:<14}{r.size:<8}"
+              f"{human_age(r.age_seconds):>6}{r.pid if r.running else 'gone':>8}"
+              f"{r.memory / 2**20:>9.0f}{r.memory_limit / 2**20:>8.0f}{r.cpu_seconds:>8.1f}"
+              f"{r.cpu_limit:>7g}{r.pids:>6}{r.oom_kills:>5}")  # fmt: skip
     return 0
 
 

@@ -20,10 +20,11 @@ from sciplat.labs.local.backend import LocalBackend
 from sciplat.labs.local.storage import cgroups
 from sciplat.labs.services.labs import LabService
 from sciplat.paths import DataDir, default_data_dir
+from sciplat.shared import Shared
 from sciplat.volumes.service import VolumeService
 
 
-class Factory:
+class Factory(Shared):
     """Owns the configuration and builds services on first use."""
 
     def __init__(self, data: DataDir, config: Config, cgroup_parent: str = "sciplat") -> None:

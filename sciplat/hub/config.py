@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import secrets
 import sys
+from pathlib import Path
 from typing import Any
 
 from sciplat.factory import Factory
+from sciplat.hub.admin import PlatformAdminHandler
 from sciplat.hub.authenticators import SciplatLocalAuthenticator
 from sciplat.hub.spawner import SciplatSpawner
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def public_url(factory: Factory) -> str:
@@ -47,6 +51,8 @@ def configure_hub(c: Any, factory: Factory) -> None:
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.authenticate_prometheus = True
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.extra_handlers = [(r"/sciplat/admin", PlatformAdminHandler, {"factory": factory})]
 
     c.JupyterHub.spawner_class = SciplatSpawner
     c.SciplatSpawner.labs = factory.labs

@@ -10,6 +10,7 @@ from jupyterhub import orm, roles
 
 from sciplat.errors import SciplatError
 from sciplat.identity.models import User
+from sciplat.labs.models import LabState
 
 ADMIN_SCOPES = ["admin-ui", "admin:users", "admin:servers", "admin:groups", "read:metrics",
                 "list:users", "read:users", "proxy", "admin:server_state"]  # fmt: skip
@@ -57,14 +58,22 @@ def issue_token(hub_db_url: str, user: User, scopes: list[str], note: str) -> st
         session.close()
 
 
-def lab_states(hub_db_url: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """(user, server name, lab state) of every spawner that has a lab state."""
+def labs_in(session: Any) -> list[tuple[str, str, LabState, bool]]:
+    """(user, server name, lab state, running) of every spawner that has a lab state, from an
+    open session of the hub's database (the hub's own, or one opened here)."""
+    found = []
+    for sp in session.query(orm.Spawner):
+        raw = (sp.state or {}).get("lab")
+        state = LabState.from_dict(raw) if isinstance(raw, dict) else None
+        if state is not None:
+            found.append((sp.user.name, sp.name or "", state, sp.server is not None))
+    return found
+
+
+def lab_states(hub_db_url: str) -> list[tuple[str, str, LabState, bool]]:
+    """:func:`labs_in` for a hub database that may be in use by a running hub."""
     session = orm.new_session_factory(hub_db_url)()
     try:
-        return [
-            (sp.user.name, sp.name or "", dict(sp.state["lab"]))
-            for sp in session.query(orm.Spawner)
-            if sp.state and isinstance(sp.state.get("lab"), dict)
-        ]
+        return labs_in(session)
     finally:
         session.close()

@@ -50,6 +50,7 @@ def build_spec(
         groups=tuple(user.supplementary_gids),
         home=home,
         environment=environment.name,
+        size=size.name,
         command=server_command(environment),
         env=env,
         limits=LabLimits(cpu=size.cpu, memory=size.memory, pids=size.pids),

@@ -25,6 +25,7 @@ class LabSpec:
     groups: tuple[int, ...]
     home: Path
     environment: str
+    size: str
     command: tuple[str, ...]
     env: dict[str, str]
     limits: LabLimits
@@ -53,6 +54,10 @@ class LabState:
     port: int
     log_path: str
     cgroup: str = ""
+    environment: str = ""
+    size: str = ""
+    #: wall-clock start (seconds since the epoch), for the lab's age
+    started: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def spec(isolate: bool = True, server: str = "gpu") -> LabSpec:
         groups=(300000, 300002),
         home=Path("/srv/sciplat/home/alice"),
         environment="w2026-47",
+        size="small",
         command=("/srv/envs/w2026-47/bin/jupyterhub-singleuser",),
         env=dict(ENV),
         limits=LabLimits(cpu=1, memory=4 * 1024**3, pids=1024),

@@ -82,6 +82,9 @@ class LocalBackend(LabBackend):
             port=spec.port,
             log_path=str(spec.log_path),
             cgroup=cgroup,
+            environment=spec.environment,
+            size=spec.size,
+            started=time.time(),
         )
 
     def _alive(self, state: LabState) -> bool:

@@ -242,6 +242,12 @@ def _advice(tail: str) -> str:
         return "Your home is full: delete files (or ask an administrator for more space)."
     if "memoryerror" in low or "killed" in low:
         return "It ran out of memory: pick a larger size."
+    if "importerror" in low or "modulenotfounderror" in low:
+        return (
+            "A package failed to import: if you installed packages with `pip install --user`, "
+            "start with 'reset my environment'; otherwise pick another environment and tell an "
+            "administrator. The last lines of the lab's log are shown below."
+        )
     return (
         "If you changed ~/.jupyter or installed packages with `pip install --user`, those can "
         "break the server: start with 'reset my environment' or ask an administrator. "
