@@ -74,6 +74,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     warning = factory.isolation_warning()
     if warning:
         print(f"sciplat: WARNING: {warning}", file=sys.stderr)
+    print(f"sciplat: storage limits: {factory.storage_limits.describe()}")
     env = factory.config.default_environment()
     if env is not None and not factory.environments.available(env):
         print(f"sciplat: building the lab environment {env.name!r} at {env.path} "
@@ -315,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("check", cmd_config_check, "validate the configuration", config)
     add("reference", cmd_config_reference, "print the configuration reference (Markdown)", config)
+
+    from sciplat.quotas import cli as quota_cli  # noqa: PLC0415
+
+    quota_cli.add_parsers(sub)
     return parser
 
 

@@ -20,8 +20,12 @@ from sciplat.labs.local.backend import LocalBackend
 from sciplat.labs.local.storage import cgroups
 from sciplat.labs.services.labs import LabService
 from sciplat.paths import DataDir, default_data_dir
+from sciplat.quotas.services.quotas import QuotaService, storage_limit_of
+from sciplat.quotas.services.resolver import QuotaResolver
+from sciplat.quotas.services.usage import UsageService
 from sciplat.shared import Shared
 from sciplat.volumes.service import VolumeService
+from sciplat.volumes.storage_limits import StorageLimits, detect_storage_limits
 
 
 class Factory(Shared):
@@ -92,10 +96,25 @@ class Factory(Shared):
         return EnvironmentService(self.config, self.data)
 
     @cached_property
+    def quota_resolver(self) -> QuotaResolver:
+        return QuotaResolver(self.config.quotas)
+
+    @cached_property
+    def storage_limits(self) -> StorageLimits:
+        return detect_storage_limits(
+            self.config.volumes, self.as_root, storage_limit_of(self.quota_resolver)
+        )
+
+    @cached_property
+    def quotas(self) -> QuotaService:
+        usage = UsageService(self.config.volumes, self.storage_limits)
+        return QuotaService(self.quota_resolver, usage, self.storage_limits)
+
+    @cached_property
     def labs(self) -> LabService:
         return LabService(
             self.config, self.lab_backend, self.volumes, self.environments, self.data,
-            self.as_root,
+            self.as_root, self.quotas, self.storage_limits,
         )  # fmt: skip
 
     def isolation_warning(self) -> str | None:

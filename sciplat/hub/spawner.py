@@ -88,9 +88,15 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
         try:
             user = await asyncio.to_thread(self.identity.get_user, self.user.name)
             user = await asyncio.to_thread(self.identity.sync_host, user)
+            others = [
+                sp.lab_state
+                for sp in self.user.spawners.values()
+                if sp is not self and sp.active and getattr(sp, "lab_state", None) is not None
+            ]
             self.lab_state = await self.labs.start(
-                user, self.name, self.get_env(), self._progress, port=self.port, options=options
-            )
+                user, self.name, self.get_env(), self._progress, port=self.port,
+                options=options, others=others,
+            )  # fmt: skip
         except SciplatError as err:
             self._progress(100, f"Failed: {err.message}")
             raise to_spawn_exception(err) from err

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -19,11 +19,15 @@ from sciplat.identity.models import User
 from sciplat.labs.backend import LabBackend, Progress
 from sciplat.labs.builder import build_spec, server_command
 from sciplat.labs.environments.service import EnvironmentService
-from sciplat.labs.menu import EnvironmentMenu, environment_menu
+from sciplat.labs.menu import EnvironmentMenu, environment_menu, sizes_within
 from sciplat.labs.models import LabOptions, LabState, LabUsage
 from sciplat.paths import DataDir
+from sciplat.quotas.models import LabUse
+from sciplat.quotas.services.quotas import QuotaService
+from sciplat.quotas.services.usage import lab_use
 from sciplat.shared import Shared
 from sciplat.volumes.service import VolumeService
+from sciplat.volumes.storage_limits import StorageLimits
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ class LabService(Shared):
         environments: EnvironmentService,
         data: DataDir,
         isolate: bool,
+        quotas: QuotaService,
+        storage_limits: StorageLimits,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -57,6 +63,8 @@ class LabService(Shared):
         self.environments = environments
         self.data = data
         self.isolate = isolate
+        self.quotas = quotas
+        self.storage_limits = storage_limits
         self.clock = clock
 
     def size(self, name: str | None) -> SizeConfig:
@@ -102,8 +110,14 @@ class LabService(Shared):
         return environment_menu(self.config.environments, self.environments.available)
 
     def sizes_for(self, user: User) -> list[SizeConfig]:
-        """The sizes ``user`` may choose."""
-        return list(self.config.sizes)
+        """The sizes ``user`` may choose: those within their ``cores`` and ``memory`` quota."""
+        quota = self.quotas.effective(user)
+        cores, memory = quota["cores"].value, quota["memory"].value
+        return sizes_within(
+            self.config.sizes,
+            None if cores is None else float(cores),
+            None if memory is None else int(memory),
+        )
 
     def parse_options(self, user: User, form: dict[str, list[str]]) -> LabOptions:
         """Validate what the spawn form (or an API client) sent; the one place that decides
@@ -149,21 +163,33 @@ class LabService(Shared):
         progress: Progress,
         port: int,
         options: dict[str, Any] | None = None,
+        others: Sequence[LabState] = (),
     ) -> LabState:
         """Start a lab and return once it answers HTTP.
 
         Raises:
             InvalidOptionError: the options are not allowed (checked again here, so an API
                 client cannot skip the form's check).
+            QuotaExceededError: ``others`` (the user's running labs) plus this one would
+                break the user's labs, cores or memory quota.
             LabError: with the reason and the tail of the lab's log.
         """
         opts = self.parse_options(user, {k: [str(v)] for k, v in (options or {}).items()})
         size = self.size(opts.size)
         environment = self.environment(opts.environment)
+        self.quotas.check_lab_start(
+            user, [lab_use(o.size, self.config) for o in others], LabUse(size.cpu, size.memory)
+        )
         progress(10, f"Identity: {user.name} (uid {user.uid}, groups "
                      f"{', '.join(user.group_names) or 'none'})")  # fmt: skip
+        storage = await asyncio.to_thread(self.storage_limits.apply, user)
+        if storage.note:
+            progress(15, storage.note)
         home = await asyncio.to_thread(self.volumes.provision, user)
         progress(20, f"Home directory {home} ready")
+        warning = await asyncio.to_thread(self.storage_limits.warning, user)
+        if warning:
+            progress(20, warning)
         if opts.reset:
             moved = await asyncio.to_thread(self.volumes.reset_user_env, user)
             progress(25, f"Reset: your settings were moved to {moved}" if moved

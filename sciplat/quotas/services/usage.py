@@ -1,0 +1,63 @@
+"""What a user uses now, from plain inputs: the running labs' sizes are handed in, homes are
+measured by the storage limits backend (or a directory walk), group directories by a walk."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from sciplat.config import Config, VolumesConfig
+from sciplat.identity.models import User
+from sciplat.quotas.models import LabUse, Number, Usage
+from sciplat.quotas.storage import tree
+
+
+def lab_use(size_name: str, config: Config) -> LabUse:
+    """The cores and memory a lab of size ``size_name`` holds (a size no longer configured
+    counts as the default size)."""
+    size = next((s for s in config.sizes if s.name == size_name), config.default_size())
+    return LabUse(cores=size.cpu, memory=size.memory)
+
+
+class HomeUsage(Protocol):
+    """Measures homes; :class:`sciplat.volumes.storage_limits.StorageLimits` is one."""
+
+    def used(self, user: User) -> int: ...
+
+
+class UsageService:
+    """Adds up a user's use of every quota key that this platform can measure."""
+
+    def __init__(self, volumes: VolumesConfig, homes: HomeUsage | None = None) -> None:
+        self.volumes = volumes
+        self.homes = homes
+
+    def home(self, user: User) -> int:
+        """Bytes the user's home takes."""
+        if self.homes is not None:
+            return self.homes.used(user)
+        return tree.measure(self.volumes.home_path(user.name)).size
+
+    def group_directories(self, groups: Sequence[str]) -> dict[str, int]:
+        """Bytes each group's shared directory takes."""
+        return {g: tree.measure(self.volumes.group_path(g)).size for g in groups}
+
+    def usage(
+        self,
+        user: User,
+        labs: Sequence[LabUse],
+        counters: Mapping[str, Number] | None = None,
+        measure_groups: bool = True,
+    ) -> Usage:
+        """The user's use: labs, cores and memory of the running ``labs``, the home's size,
+        the group directories' sizes, and ``counters`` from other services (``jobs``,
+        ``dask_workers``, ...), which win over what is computed here."""
+        values: dict[str, Number] = {
+            "labs": len(labs),
+            "cores": sum(lab.cores for lab in labs),
+            "memory": sum(lab.memory for lab in labs),
+            "storage": self.home(user),
+        }
+        values.update(counters or {})
+        groups = self.group_directories(user.group_names) if measure_groups else {}
+        return Usage(user.name, values, groups)
