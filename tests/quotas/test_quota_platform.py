@@ -79,6 +79,10 @@ def test_full_home_stops_writes_for_that_user_only(quota_platform: Platform) -> 
     for u, t in tokens.items():
         kernel = LabKernel(p.url, u, t)
         try:
+            # no lab keeps another user's home image mounted (and so busy) in its namespace
+            mounts = kernel.run("print(open('/proc/self/mountinfo').read())")
+            others = [x for x in tokens if x != u]
+            assert not any(f"/home/{x} " in mounts for x in others), mounts
             results[u] = kernel.run(write).strip()
         except KernelError as err:  # pragma: no cover - shown in the assertion below
             results[u] = str(err)

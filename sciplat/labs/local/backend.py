@@ -34,6 +34,7 @@ def launch_description(spec: LabSpec, cgroup_procs: list[Path]) -> dict[str, Any
         "gid": spec.gid,
         "groups": [spec.gid, *spec.groups],
         "home": str(spec.home),
+        "homes": str(spec.home.parent),
         "umask": 0o077,
         "env": spec.env,
         "command": list(spec.command),

@@ -21,6 +21,7 @@ from typing import Any
 
 CLONE_NEWNS = 0x00020000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -46,6 +47,25 @@ def private_mounts(tmp_size: int) -> None:
                    f"mount tmpfs on {target.decode()}")  # fmt: skip
 
 
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def detach_other_homes(homes: str, own: str) -> None:
+    """Lazily unmount, in this namespace only, every mount below ``homes`` other than ``own``
+    (other users' home images), so this lab never keeps another user's image busy."""
+    prefix = homes.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [_unescape(line.split()[4]) for line in f]
+    libc = _libc()
+    for point in sorted(points, key=len, reverse=True):
+        if point.startswith(prefix) and point != own and not point.startswith(own + "/"):
+            _check(libc.umount2(point.encode(), MNT_DETACH), f"detach {point}")
+
+
 def drop_privileges(uid: int, gid: int, groups: list[int]) -> None:
     """Become ``uid``/``gid`` with ``groups``, irreversibly."""
     _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
@@ -68,6 +88,8 @@ def launch(spec: dict[str, Any]) -> None:
                 f.write(pid)
         if spec["private_tmp"]:
             private_mounts(spec["tmp_size"])
+            if spec.get("homes"):
+                detach_other_homes(spec["homes"], spec["home"])
         drop_privileges(spec["uid"], spec["gid"], spec["groups"])
     os.chdir(spec["home"])
     os.umask(spec["umask"])
