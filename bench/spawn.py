@@ -279,7 +279,9 @@ def phases(system: System, s: Start) -> dict[str, float]:
     pid = system.main_pid(s.user)
     ticks = start_ticks(pid) if pid else None
     if ticks is not None:
-        out["request -> lab process exists"] = ticks / CLK_TCK - s.t_boot
+        out["hub: request -> lab process exists"] = ticks / CLK_TCK - s.t_boot
+    # "Starting jupyterhub single-user server extension" is logged once the imports are done
+    # (the "Extension package X took Ns to import" lines only appear when an import is slow)
     first = running = None
     for line in system.lab_log(s.user).splitlines():
         m = LAB_LINE.match(line)
@@ -288,19 +290,19 @@ def phases(system: System, s: Start) -> dict[str, float]:
         ts = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
         if ts < s.t_wall - 0.01:
             continue
-        if first is None:
+        if first is None and "Starting jupyterhub single-user server extension" in m.group(2):
             first = ts
-        if "is running at" in m.group(2):
+        if first is not None and "is running at" in m.group(2):
             running = ts
             break
     if first is not None and ticks is not None:
-        out["process -> first log line (python+imports)"] = (
-            first - s.t_wall - out["request -> lab process exists"]
+        out["lab: python start + imports"] = (
+            first - s.t_wall - out["hub: request -> lab process exists"]
         )
     if first is not None and running is not None:
-        out["first log line -> server listening"] = running - first
+        out["lab: extensions load -> listening"] = running - first
     if running is not None and s.latency is not None:
-        out["listening -> 200 via proxy"] = s.t_wall + s.latency - running
+        out["hub: listening -> route -> 200"] = s.t_wall + s.latency - running
     return out
 
 
@@ -544,75 +546,100 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-async def measure(
-    system: Any, solo: str, crowd: list[str], cycles: int, settle: float
-) -> dict[str, Any]:
-    """Warm-up, ``cycles`` single starts of ``solo``, then all of ``crowd`` at once."""
-    res: dict[str, Any] = {"single": [], "concurrent": [], "errors": []}
+@dataclass
+class Subject:
+    """One system under measurement, its users and its results."""
+
+    system: Any
+    solo: str
+    crowd: list[str]
+    res: dict[str, Any] = field(
+        default_factory=lambda: {"single": [], "concurrent": [], "errors": []}
+    )
+
+
+async def single_cycle(
+    client: httpx.AsyncClient, sub: Subject, i: int, cycles: int, settle: float
+) -> None:
+    """Start the solo user's lab, note where the time went, (last cycle) its memory, stop."""
+    system, res = sub.system, sub.res
+    s = await start_lab(client, system, sub.solo)
+    if s.latency is not None:
+        s.phases = phases(system, s)
+    result = f"{s.latency:.2f} s" if s.latency is not None else s.error
+    log(f"{system.name}: single start {i + 1}/{cycles}: {result}")
+    if i == cycles - 1 and s.latency is not None:
+        await asyncio.sleep(settle)
+        pids = system.lab_pids(sub.solo)
+        rss, pss = memory(pids)
+        res["single_memory"] = {
+            "rss_mb": rss,
+            "pss_mb": pss,
+            "cpu_s": cpu_seconds(pids),
+            "throttled_s": system.throttled(sub.solo),
+        }
+    res["single"].append(asdict(s))
+    err = await stop_lab(client, system, sub.solo)
+    if err:
+        res["errors"].append(f"stop {sub.solo}: {err}")
+
+
+async def burst(client: httpx.AsyncClient, sub: Subject, settle: float) -> None:
+    """Start every crowd user's lab at once; memory once all idle; stop them all."""
+    system, res = sub.system, sub.res
+    log(f"{system.name}: {len(sub.crowd)} concurrent starts")
+    t0, infra = time.monotonic(), system.infra_pids()
+    infra_cpu = cpu_seconds(infra)
+    starts = await asyncio.gather(*(start_lab(client, system, u) for u in sub.crowd))
+    res["concurrent_wall"] = time.monotonic() - t0
+    res["concurrent_infra_cpu"] = cpu_seconds(infra) - infra_cpu
+    for s in starts:
+        res["concurrent"].append(asdict(s))
+        if s.error:
+            log(f"{system.name}: {s.user} failed: {s.error}")
+    up = [s.user for s in starts if s.latency is not None]
+    log(f"{system.name}: {len(up)}/{len(sub.crowd)} labs up; idle {settle:.0f} s, then memory")
+    await asyncio.sleep(settle)
+    res["concurrent_memory"] = []
+    for user in up:
+        pids = system.lab_pids(user)
+        rss, pss = memory(pids)
+        res["concurrent_memory"].append(
+            {
+                "user": user,
+                "pids": len(pids),
+                "rss_mb": rss,
+                "pss_mb": pss,
+                "cpu_s": cpu_seconds(pids),
+                "throttled_s": system.throttled(user),
+            }
+        )
+    errs = await asyncio.gather(*(stop_lab(client, system, u) for u in sub.crowd))
+    res["errors"] += [f"stop: {e}" for e in errs if e]
+
+
+async def measure(subjects: list[Subject], cycles: int, settle: float) -> None:
+    """Alternate between the systems so that the machine's load drifts on both alike: one
+    warm-up start each, then single cycle i of each, then each system's burst."""
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     async with httpx.AsyncClient(limits=limits) as client:
-        log(f"{system.name}: warm-up start (not counted)")
-        w = await start_lab(client, system, solo)
-        if w.error:
-            res["errors"].append(f"warm-up: {w.error}")
-        await stop_lab(client, system, solo)
+        for sub in subjects:
+            log(f"{sub.system.name}: warm-up start (not counted)")
+            w = await start_lab(client, sub.system, sub.solo)
+            if w.error:
+                sub.res["errors"].append(f"warm-up: {w.error}")
+            await stop_lab(client, sub.system, sub.solo)
         for i in range(cycles):
-            await asyncio.sleep(1)
-            s = await start_lab(client, system, solo)
-            if s.latency is not None:
-                s.phases = phases(system, s)
-            log(
-                f"{system.name}: single start {i + 1}/{cycles}: "
-                f"{f'{s.latency:.2f} s' if s.latency is not None else s.error}"
-            )
-            if i == cycles - 1 and s.latency is not None:
-                await asyncio.sleep(settle)
-                pids = system.lab_pids(solo)
-                rss, pss = memory(pids)
-                res["single_memory"] = {
-                    "rss_mb": rss,
-                    "pss_mb": pss,
-                    "cpu_s": cpu_seconds(pids),
-                    "throttled_s": system.throttled(solo),
-                }
-            res["single"].append(asdict(s))
-            err = await stop_lab(client, system, solo)
-            if err:
-                res["errors"].append(f"stop {solo}: {err}")
-        await asyncio.sleep(2)
-        log(f"{system.name}: {len(crowd)} concurrent starts")
-        t0, infra = time.monotonic(), system.infra_pids()
-        infra_cpu = cpu_seconds(infra)
-        starts = await asyncio.gather(*(start_lab(client, system, u) for u in crowd))
-        res["concurrent_wall"] = time.monotonic() - t0
-        res["concurrent_infra_cpu"] = cpu_seconds(infra) - infra_cpu
-        for s in starts:
-            res["concurrent"].append(asdict(s))
-            if s.error:
-                log(f"{system.name}: {s.user} failed: {s.error}")
-        up = [s.user for s in starts if s.latency is not None]
-        log(f"{system.name}: {len(up)}/{len(crowd)} labs up; idle {settle:.0f} s, then memory")
-        await asyncio.sleep(settle)
-        res["concurrent_memory"] = []
-        for user in up:
-            pids = system.lab_pids(user)
-            rss, pss = memory(pids)
-            res["concurrent_memory"].append(
-                {
-                    "user": user,
-                    "pids": len(pids),
-                    "rss_mb": rss,
-                    "pss_mb": pss,
-                    "cpu_s": cpu_seconds(pids),
-                    "throttled_s": system.throttled(user),
-                }
-            )
-        errs = await asyncio.gather(*(stop_lab(client, system, u) for u in crowd))
-        res["errors"] += [f"stop: {e}" for e in errs if e]
-    return res
+            for sub in subjects:
+                await asyncio.sleep(1)
+                await single_cycle(client, sub, i, cycles, settle)
+        for sub in subjects:
+            await asyncio.sleep(2)
+            await burst(client, sub, settle)
 
 
-def run_stock(args: argparse.Namespace, env_path: Path) -> dict[str, Any]:
+@contextlib.contextmanager
+def stock_subject(args: argparse.Namespace, env_path: Path) -> Iterator[Subject]:
     root = Path(tempfile.mkdtemp(prefix="sciplat-bench-stock-"))
     hub = StockHub(root, env_path)
     try:
@@ -620,7 +647,7 @@ def run_stock(args: argparse.Namespace, env_path: Path) -> dict[str, Any]:
         hub.up()
         solo, crowd = "benchsolo", [f"bench{i}" for i in range(args.users)]
         hub.add_users([solo, *crowd])
-        return asyncio.run(measure(hub, solo, crowd, args.cycles, args.settle))
+        yield Subject(hub, solo, crowd)
     finally:
         hub.down()
         if args.logs:
@@ -631,26 +658,21 @@ def run_stock(args: argparse.Namespace, env_path: Path) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run_sciplat(args: argparse.Namespace) -> dict[str, Any]:
+@contextlib.contextmanager
+def sciplat_subject(args: argparse.Namespace) -> Iterator[Subject]:
     overrides: dict[str, Any] = {}
     if args.sciplat_cpu:
-        overrides["sizes"] = [
-            {
-                "name": "tiny",
-                "cpu": args.sciplat_cpu,
-                "memory": "512MiB",
-                "pids": 256,
-                "default": True,
-            }
-        ]
+        size = {"name": "bench", "cpu": args.sciplat_cpu, "memory": "2GiB", "pids": 1024}
+        overrides["sizes"] = [{**size, "default": True}]
     log("sciplat: starting the platform (tests/support/platform.py)")
     with running_platform(**overrides) as platform:
+        log(f"sciplat: up at {platform.url}, data {platform.data_dir}, run id {platform.run_id}")
         system = Sciplat(platform)
         try:
             solo, *crowd = system.add_users(["solo", *[f"u{i}" for i in range(args.users)]])
-            res = asyncio.run(measure(system, solo, crowd, args.cycles, args.settle))
-            res["size"] = platform.config["sizes"][0]
-            return res
+            sub = Subject(system, solo, crowd)
+            sub.res["size"] = platform.config["sizes"][0]
+            yield sub
         finally:
             if args.logs:
                 dest = Path(args.logs) / "sciplat"
@@ -660,6 +682,18 @@ def run_sciplat(args: argparse.Namespace) -> dict[str, Any]:
             with contextlib.suppress(Exception):
                 platform.down()  # also done by the harness; labs first, then our accounts
             system.cleanup()
+
+
+def run(args: argparse.Namespace, env_path: Path) -> dict[str, dict[str, Any]]:
+    """Bring both systems up, measure them alternately, stop them (also on errors)."""
+    with contextlib.ExitStack() as stack:
+        subjects = []
+        if args.only != "sciplat":
+            subjects.append(stack.enter_context(stock_subject(args, env_path)))
+        if args.only != "stock":
+            subjects.append(stack.enter_context(sciplat_subject(args)))
+        asyncio.run(measure(subjects, args.cycles, args.settle))
+        return {sub.system.name: sub.res for sub in subjects}
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -678,7 +712,7 @@ def summary(res: dict[str, Any]) -> dict[str, float | None]:
     names = dict.fromkeys(k for s in res["single"] for k in s["phases"])
     for name in names:
         vals = [s["phases"][name] for s in res["single"] if name in s["phases"]]
-        out[f"1 user, p50 of phase: {name} (s)"] = med(vals)
+        out[f"1 user phase p50, {name} (s)"] = med(vals)
     out |= {
         "1 user: lab CPU used to start (s)": alone.get("cpu_s"),
         "1 user: lab CPU-throttled by its cgroup (s)": alone.get("throttled_s"),
@@ -750,7 +784,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sciplat-cpu",
         type=float,
-        help="override the CPU limit of sciplat's default size (harness: 0.5)",
+        default=float(os.cpu_count() or 1),
+        help="CPU limit of sciplat's lab size (default: all cores, as stock labs have no "
+        "limit; 0 keeps the test harness's 0.5)",
     )
     ap.add_argument("--logs", help="copy hub and lab logs into this directory")
     args = ap.parse_args(argv)
@@ -768,10 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with term_as_interrupt():
         try:
-            if args.only != "sciplat":
-                results["stock"] = run_stock(args, env_path)
-            if args.only != "stock":
-                results["sciplat"] = run_sciplat(args)
+            results = run(args, env_path)
         except KeyboardInterrupt:
             log("interrupted: everything started was stopped")
             return 130
@@ -781,8 +814,9 @@ def main(argv: list[str] | None = None) -> int:
     cpu = results.get("sciplat", {}).get("size", {}).get("cpu")
     intro = (
         f"Lab start latency = POST /hub/api/users/<name>/server -> first 200 from "
-        f"GET /user/<name>/api through the proxy. Order: {', then '.join(results)} (each after "
-        f"one warm-up start). {args.cycles} single-user cycles, {args.users} concurrent users. "
+        f"GET /user/<name>/api through the proxy. Both systems up at once, measured alternately "
+        f"(a warm-up start each, then single cycle i of each, then each one's burst). "
+        f"{args.cycles} single-user cycles, {args.users} concurrent users. "
         f"Same lab environment: {env_path}. Stock runs its labs as root (--allow-root, "
         f"SimpleLocalProcessSpawner); sciplat runs them as the users, each in a cgroup "
         f"limited to {cpu} CPU. {os.cpu_count()} CPUs, load average after the run "

@@ -16,6 +16,10 @@ from pathlib import Path
 from sciplat.labs.models import LabLimits, LabUsage
 
 CFS_PERIOD_US = 100_000
+#: The platform's parent cgroup weighs like this many ordinary processes: all labs together
+#: must not count as one process against the host's other work (v1 cpu.shares, v2 cpu.weight).
+PARENT_SHARES_V1 = 1024 * 64
+PARENT_WEIGHT_V2 = 6400
 _V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
 
 
@@ -91,6 +95,7 @@ class CgroupDriver:
                     _write(p / "cgroup.subtree_control", "+memory +cpu +pids")
         for path in self.dirs(name).values():
             path.mkdir(parents=True, exist_ok=True)
+        self._weigh_parent()
         writes = self.limit_writes(name, limits)
         if self.version == 1:
             memsw = self.dirs(name)["memory"] / "memory.memsw.limit_in_bytes"
@@ -102,6 +107,15 @@ class CgroupDriver:
                 writes.sort(key=lambda w: w[0] != memsw)
         for path, value in writes:
             _write(path, value)
+
+    def _weigh_parent(self) -> None:
+        if self.version == 2:
+            target, value = self.root / self.parent / "cpu.weight", str(PARENT_WEIGHT_V2)
+        else:
+            target, value = self.root / "cpu" / self.parent / "cpu.shares", str(PARENT_SHARES_V1)
+        with contextlib.suppress(OSError):
+            if target.read_text().strip() != value:
+                _write(target, value)
 
     def pids(self, name: str) -> list[int]:
         found: set[int] = set()
