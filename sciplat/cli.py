@@ -253,6 +253,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog_load(args: argparse.Namespace) -> int:
+    from sciplat.tap.cli import catalog_load  # noqa: PLC0415
+
+    factory = _factory(args)
+    print(catalog_load(factory.tap, args.file, args.table, args.ra, args.dec, args.description))
+    return 0
+
+
 def cmd_config_reference(args: argparse.Namespace) -> int:
     from sciplat.reference import config_reference  # noqa: PLC0415
 
@@ -316,6 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("check", cmd_config_check, "validate the configuration", config)
     add("reference", cmd_config_reference, "print the configuration reference (Markdown)", config)
+
+    catalog = sub.add_parser("catalog", help="catalogues served by TAP").add_subparsers(
+        dest="sub", required=True
+    )
+    p = add("load", cmd_catalog_load, "load a FITS, VOTable, CSV or Parquet table", catalog)
+    p.add_argument("file", help="the file, or `hipparcos` for the bundled demo catalogue")
+    p.add_argument("--table", required=True, help="schema.name")
+    p.add_argument("--ra", help="right ascension column (default: guessed from UCDs and names)")
+    p.add_argument("--dec", help="declination column")
+    p.add_argument("--description", default="", help="what the table holds")
 
     from sciplat.quotas import cli as quota_cli  # noqa: PLC0415
 

@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 
 from sciplat.errors import ConfigError
 from sciplat.naming import NAME_PATTERN
+from sciplat.tap.config import TapConfig
 
 _UNITS = {
     "": 1,
@@ -431,6 +432,15 @@ class QuotasConfig(_Section):
         return entries
 
 
+class ServicesConfig(_Section):
+    """The platform's own services beside the hub."""
+
+    tap: TapConfig = Field(
+        default_factory=TapConfig,
+        description="The IVOA TAP service at /api/tap.",
+    )
+
+
 class Config(_Section):
     """The whole ``sciplat.yaml`` document."""
 
@@ -447,6 +457,7 @@ class Config(_Section):
     volumes: VolumesConfig = Field(default_factory=VolumesConfig)
     culling: CullingConfig = Field(default_factory=CullingConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)
     quotas: QuotasConfig = Field(default_factory=QuotasConfig)
 
     @field_validator("sizes", "environments", "groups")

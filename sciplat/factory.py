@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sciplat.config import Config, load_config
 from sciplat.db import Database
@@ -24,6 +25,9 @@ from sciplat.quotas.services.quotas import QuotaService, storage_limit_of
 from sciplat.quotas.services.resolver import QuotaResolver
 from sciplat.quotas.services.usage import UsageService
 from sciplat.shared import Shared
+
+if TYPE_CHECKING:
+    from sciplat.tap.wiring import TapServices
 from sciplat.volumes.service import VolumeService
 from sciplat.volumes.storage_limits import StorageLimits, detect_storage_limits
 
@@ -116,6 +120,15 @@ class Factory(Shared):
             self.config, self.lab_backend, self.volumes, self.environments, self.data,
             self.as_root, self.quotas, self.storage_limits,
         )  # fmt: skip
+
+    @cached_property
+    def tap(self) -> TapServices:
+        """The TAP service's objects (catalogue backend, ADQL translation, access rules)."""
+        from sciplat.tap.wiring import build_tap  # noqa: PLC0415 - DuckDB only when used
+
+        return build_tap(
+            self.config.services.tap, self.data.root, hub_port=self.config.hub.hub_port
+        )
 
     def isolation_warning(self) -> str | None:
         """Why labs are not isolated, if they are not (said at start and on the admin page)."""

@@ -138,6 +138,28 @@ class Supervisor:
             time.sleep(0.1)
         return False
 
+    def service_routes(self) -> dict[str, str]:
+        """Public path → target of the platform's own services (the hub routes only its
+        /services/<name>/ paths; DESIGN.md's URLs are /api/...)."""
+        tap = self.factory.config.services.tap
+        return {tap.prefix: f"http://127.0.0.1:{tap.port}"} if tap.enabled else {}
+
+    def add_service_routes(self) -> None:
+        """Tell the proxy about the services' public paths. Routes without the hub's mark
+        survive the hub's own route checks."""
+        hub = self.factory.config.hub
+        headers = {"Authorization": f"token {proxy_token(self.factory)}"}
+        for path, target in self.service_routes().items():
+            url = f"http://127.0.0.1:{hub.proxy_api_port}/api/routes{path}"
+            for _ in range(50):
+                with contextlib.suppress(httpx.HTTPError):
+                    r = httpx.post(url, json={"target": target}, headers=headers, timeout=5)
+                    if r.status_code in (200, 201):
+                        break
+                time.sleep(0.1)
+            else:
+                print(f"sciplat: could not route {path} through the proxy", file=sys.stderr)
+
     def _stop(self, *_: object) -> None:
         self.stopping = True
 
@@ -158,6 +180,7 @@ class Supervisor:
                 print("sciplat: the hub did not come up; see", self.data.logs / "hub.log",
                       file=sys.stderr)  # fmt: skip
                 return 1
+            self.add_service_routes()
             if on_ready is not None:
                 on_ready()
             while not self.stopping:
@@ -182,6 +205,7 @@ class Supervisor:
         if self.proxy is not None and self.proxy.poll() is not None and not self.stopping:
             print("sciplat: the proxy exited; restarting it", file=sys.stderr)
             self.start_proxy()
+            self.add_service_routes()
 
     def shutdown(self) -> None:
         """Stop hub then proxy (labs keep running)."""

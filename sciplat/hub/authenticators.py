@@ -26,9 +26,10 @@ class SciplatLocalAuthenticator(Authenticator):  # type: ignore[misc]
                 self.identity.authenticate, name, data.get("password") or ""
             )
         except ThrottledError as err:
-            handler.set_header("Retry-After", str(err.retry_after))
-            raise web.HTTPError(429, reason="Too many failed logins", log_message=err.message
-                                ) from err  # fmt: skip
+            exc = web.HTTPError(429, reason="Too many failed logins", log_message=err.message)
+            # JupyterHub's error page copies an exception's ``headers`` onto the response
+            exc.headers = {"Retry-After": str(err.retry_after)}  # type: ignore[attr-defined]
+            raise exc from err
         except AuthError:
             self.log.warning("failed login for %r from %s", name, handler.request.remote_ip)
             return None

@@ -96,5 +96,16 @@ def configure_hub(c: Any, factory: Factory) -> None:
                 "services": ["idle-culler"],
             }
         )  # fmt: skip
+    tap = cfg.services.tap
+    if tap.enabled:
+        services.append(
+            {
+                "name": "tap",
+                "url": f"http://127.0.0.1:{tap.port}",
+                "command": [sys.executable, "-m", "sciplat.tap", "--data-dir", str(data.root)],
+                "environment": {"SCIPLAT_DATA_DIR": str(data.root)},
+            }
+        )
+        roles.append({"name": "user", "scopes": ["self", "access:services!service=tap"]})
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles

@@ -1,0 +1,232 @@
+"""ADQL geometry (POINT, CIRCLE, POLYGON; CONTAINS, INTERSECTS, DISTANCE, COORD1/2) → SQL.
+
+:func:`rewrite_geometry` finds the geometry calls in a resolved tree and asks a
+:class:`GeometrySql` (one per backend) for plain SQL. Geometry values themselves (a POINT in the
+SELECT list, say) are refused: the backends here have no geometry type.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import numpy as np
+from sqlglot import exp
+
+from sciplat.tap.errors import AdqlSyntaxError, AdqlUnsupportedError
+
+_CONSTRUCTORS: Final = frozenset(
+    {"POINT", "CIRCLE", "POLYGON", "BOX", "AREA", "CENTROID", "REGION"}
+)
+
+
+@dataclass(frozen=True)
+class Point:
+    ra: exp.Expr
+    dec: exp.Expr
+
+
+@dataclass(frozen=True)
+class Circle:
+    centre: Point
+    radius: exp.Expr
+
+
+@dataclass(frozen=True)
+class Polygon:
+    vertices: tuple[Point, ...]
+
+
+Shape = Point | Circle | Polygon
+
+
+class GeometrySql(Protocol):
+    """How one backend writes geometry predicates; every result is a plain SQL expression."""
+
+    def contains(self, point: Point, region: Circle | Polygon) -> exp.Expr:
+        """A boolean: the point lies in the region."""
+        ...
+
+    def distance(self, a: Point, b: Point) -> exp.Expr:
+        """The great-circle distance in degrees."""
+        ...
+
+
+def constant(node: exp.Expr) -> float | None:
+    """The value of a numeric literal (or its negation), else None."""
+    if isinstance(node, exp.Paren):
+        return constant(node.this)
+    if isinstance(node, exp.Neg):
+        inner = constant(node.this)
+        return None if inner is None else -inner
+    if isinstance(node, exp.Literal) and not node.is_string:
+        return float(node.this)
+    return None
+
+
+def point_constant(point: Point) -> tuple[float, float] | None:
+    """(ra, dec) of a point given by two numbers, else None."""
+    ra, dec = constant(point.ra), constant(point.dec)
+    return None if ra is None or dec is None else (ra, dec)
+
+
+def _name(node: exp.Expr) -> str:
+    if isinstance(node, exp.Anonymous):
+        return node.name.upper()
+    if isinstance(node, exp.Contains):
+        return "CONTAINS"
+    return ""
+
+
+def _args(node: exp.Expr) -> list[exp.Expr]:
+    if isinstance(node, exp.Contains):
+        return [node.this, node.expression]
+    return list(node.expressions)
+
+
+def _strip_coordsys(name: str, args: list[exp.Expr]) -> list[exp.Expr]:
+    if args and isinstance(args[0], exp.Literal) and args[0].is_string:
+        system = args[0].this.strip().upper()
+        if system and system.split()[0] != "ICRS":
+            raise AdqlUnsupportedError(
+                f"{name}('{args[0].this}', ...): only ICRS coordinates are supported; "
+                "give ICRS positions (or leave the coordinate system out)"
+            )
+        return args[1:]
+    return args
+
+
+def shape_of(node: exp.Expr) -> Shape:
+    """Read a POINT, CIRCLE or POLYGON call (with or without its coordinate system).
+
+    Raises:
+        AdqlSyntaxError: wrong arguments.
+        AdqlUnsupportedError: BOX, REGION, CENTROID, non-ICRS systems, or not a geometry.
+    """
+    name = _name(node)
+    args = _strip_coordsys(name, _args(node))
+    if name == "POINT" and len(args) == 2:
+        return Point(args[0], args[1])
+    if name == "CIRCLE":
+        if len(args) == 2 and _name(args[0]) == "POINT":
+            centre = shape_of(args[0])
+            assert isinstance(centre, Point)  # noqa: S101 - POINT always reads as a Point
+            return Circle(centre, args[1])
+        if len(args) == 3:
+            return Circle(Point(args[0], args[1]), args[2])
+    if name == "POLYGON":
+        if all(_name(a) == "POINT" for a in args) and len(args) >= 3:
+            return Polygon(tuple(p for p in map(shape_of, args) if isinstance(p, Point)))
+        if len(args) >= 6 and len(args) % 2 == 0:
+            return Polygon(tuple(Point(args[i], args[i + 1]) for i in range(0, len(args), 2)))
+    if name == "BOX":
+        raise AdqlUnsupportedError("BOX is deprecated in ADQL 2.1 and not supported: use POLYGON")
+    if name in {"REGION", "CENTROID"}:
+        raise AdqlUnsupportedError(f"{name} is not supported by this service")
+    if name in {"POINT", "CIRCLE", "POLYGON"}:
+        raise AdqlSyntaxError(f"{name} has the wrong number of arguments: {node.sql()}")
+    raise AdqlUnsupportedError(
+        f"{node.sql()} is not a geometry this service understands: write POINT, CIRCLE or "
+        "POLYGON with numbers or columns"
+    )
+
+
+def rewrite_geometry(tree: exp.Expr, sql: GeometrySql) -> exp.Expr:
+    """Replace every geometry call in ``tree`` (in place) by plain SQL from ``sql``.
+
+    Raises:
+        AdqlSyntaxError: a malformed geometry call.
+        AdqlUnsupportedError: a geometry value where only predicates and numbers can go.
+    """
+    for cmp in list(tree.find_all(exp.EQ, exp.NEQ)):
+        left, right = cmp.this, cmp.expression
+        call, value = (left, constant(right)) if _is_predicate(left) else (right, constant(left))
+        if _is_predicate(call) and value in (0.0, 1.0):
+            truth = (value == 1.0) == isinstance(cmp, exp.EQ)
+            predicate = exp.paren(_predicate(call, sql), copy=False)
+            cmp.replace(predicate if truth else exp.not_(predicate, copy=False))
+    for call in list(tree.find_all(exp.Anonymous, exp.Contains)):
+        name = _name(call)
+        if name in {"CONTAINS", "INTERSECTS"}:
+            predicate = exp.paren(_predicate(call, sql), copy=False)
+            call.replace(exp.cast(predicate, "INTEGER"))
+        elif name == "DISTANCE":
+            call.replace(_distance(call, sql))
+        elif name in {"COORD1", "COORD2"}:
+            point = shape_of(call.expressions[0])
+            if not isinstance(point, Point):
+                raise AdqlSyntaxError(f"{name} takes a POINT: {call.sql()}")
+            call.replace(point.ra if name == "COORD1" else point.dec)
+        elif name == "COORDSYS":
+            call.replace(exp.Literal.string("ICRS"))
+    leftover = next((n for n in tree.find_all(exp.Anonymous) if _name(n) in _CONSTRUCTORS), None)
+    if leftover is not None:
+        raise AdqlUnsupportedError(
+            f"{leftover.sql()}: geometry values can only be used inside CONTAINS, INTERSECTS, "
+            "DISTANCE, COORD1 and COORD2 here (select the coordinates as numbers instead)"
+        )
+    return tree
+
+
+def _is_predicate(node: exp.Expr) -> bool:
+    return _name(node) in {"CONTAINS", "INTERSECTS"}
+
+
+def _predicate(call: exp.Expr, sql: GeometrySql) -> exp.Expr:
+    name = _name(call)
+    a, b = (shape_of(arg) for arg in _args(call))
+    if name == "INTERSECTS" and isinstance(b, Point):
+        a, b = b, a
+    if isinstance(a, Point) and isinstance(b, Circle | Polygon):
+        return sql.contains(a, b)
+    if name == "INTERSECTS" and isinstance(a, Circle) and isinstance(b, Circle):
+        reach = exp.Add(this=exp.paren(a.radius), expression=exp.paren(b.radius))
+        return exp.LTE(this=sql.distance(a.centre, b.centre), expression=reach)
+    raise AdqlUnsupportedError(
+        f"{call.sql()}: this service implements CONTAINS(POINT, CIRCLE|POLYGON) and "
+        "INTERSECTS of a point or circle with a circle or polygon"
+    )
+
+
+def _distance(call: exp.Expr, sql: GeometrySql) -> exp.Expr:
+    args = list(call.expressions)
+    if len(args) == 4:
+        return sql.distance(Point(args[0], args[1]), Point(args[2], args[3]))
+    if len(args) == 2:
+        a, b = shape_of(args[0]), shape_of(args[1])
+        if isinstance(a, Point) and isinstance(b, Point):
+            return sql.distance(a, b)
+    raise AdqlSyntaxError(f"DISTANCE takes two POINTs or four numbers: {call.sql()}")
+
+
+def convex_normals(polygon: Polygon) -> tuple[list[np.ndarray], np.ndarray, float]:
+    """Edge normals (pointing inwards), centre and bounding radius (degrees) of a polygon.
+
+    Raises:
+        AdqlUnsupportedError: vertices not numbers, or the polygon is not convex.
+    """
+    corners = [point_constant(v) for v in polygon.vertices]
+    if any(c is None for c in corners):
+        raise AdqlUnsupportedError("POLYGON vertices must be numbers here (not columns)")
+    vecs = [_unit(ra, dec) for ra, dec in (c for c in corners if c is not None)]
+    centre = np.sum(vecs, axis=0)
+    centre /= np.linalg.norm(centre)
+    normals = [np.cross(vecs[i], vecs[(i + 1) % len(vecs)]) for i in range(len(vecs))]
+    signs = [float(np.dot(n, centre)) for n in normals]
+    if all(s < 0 for s in signs):
+        normals = [-n for n in normals]
+    elif not all(s > 0 for s in signs):
+        raise AdqlUnsupportedError("only convex polygons (vertices in order) are supported")
+    for i, n in enumerate(normals):
+        if any(float(np.dot(n, v)) < -1e-12 for v in vecs):
+            raise AdqlUnsupportedError(
+                f"POLYGON is not convex at vertex {i + 2}: only convex polygons are supported"
+            )
+    radius = max(math.degrees(math.acos(min(1.0, float(np.dot(centre, v))))) for v in vecs)
+    return normals, centre, radius
+
+
+def _unit(ra: float, dec: float) -> np.ndarray:
+    r, d = math.radians(ra), math.radians(dec)
+    return np.array([math.cos(d) * math.cos(r), math.cos(d) * math.sin(r), math.sin(d)])

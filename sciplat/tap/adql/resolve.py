@@ -1,0 +1,168 @@
+"""Names in an ADQL tree → the catalogue's tables and columns.
+
+Only tables listed in TAP_SCHEMA (and visible to the caller) can be named; everything else
+(information_schema, pg_catalog, duckdb_* tables, files) is "unknown". Columns must belong to one
+of the query's tables, subqueries or aliases; a wrong name is reported with close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from sciplat.tap.errors import UnknownColumnError, UnknownTableError
+from sciplat.tap.models.catalogue import Catalogue, ColumnInfo, SpatialIndex, TableInfo
+
+
+@dataclass
+class Scope:
+    """What a query's names refer to, after :func:`resolve_names`."""
+
+    tables: dict[str, TableInfo] = field(default_factory=dict)  # alias (lower) → table
+    derived: dict[str, set[str] | None] = field(default_factory=dict)  # alias → names (None: *)
+    aliases: set[str] = field(default_factory=set)
+
+    def spatial(self, ra: exp.Expr, dec: exp.Expr) -> tuple[exp.Column, SpatialIndex] | None:
+        """The HEALPix column sorting the table whose ra/dec columns these are, if any."""
+        if not isinstance(ra, exp.Column) or not isinstance(dec, exp.Column):
+            return None
+        if ra.table.lower() != dec.table.lower():
+            return None
+        if ra.table:
+            candidates = [(ra.table, self.tables.get(ra.table.lower()))]
+        else:
+            candidates = [(a, t) for a, t in self.tables.items() if "." not in a]
+        hits = [
+            (alias, t.spatial)
+            for alias, t in candidates
+            if t is not None
+            and t.spatial is not None
+            and t.spatial.ra.lower() == ra.name.lower()
+            and t.spatial.dec.lower() == dec.name.lower()
+        ]
+        if len(hits) != 1:
+            return None
+        alias, spatial = hits[0]
+        return exp.column(spatial.column, table=exp.to_identifier(alias, quoted=True)), spatial
+
+    def column_info(self, name: str) -> ColumnInfo | None:
+        """Metadata of a column of one of the query's tables, by name."""
+        for table in self.tables.values():
+            col = table.column(name)
+            if col is not None:
+                return col
+        return None
+
+
+def resolve_names(
+    tree: exp.Query, catalogue: Catalogue, may_read: Callable[[TableInfo], bool]
+) -> Scope:
+    """Check and canonicalize every table and column name of ``tree`` (in place).
+
+    Raises:
+        UnknownTableError: a table not in TAP_SCHEMA, or one the caller may not read.
+        UnknownColumnError: a column no table, subquery or alias of the query has.
+    """
+    scope = Scope()
+    ctes = {cte.alias.lower(): cte for cte in tree.find_all(exp.CTE)}
+    for sub in [*tree.find_all(exp.Subquery), *ctes.values()]:
+        if sub.alias:
+            scope.derived[sub.alias.lower()] = _output_names(sub.this)
+    for table in tree.find_all(exp.Table):
+        if not table.db and table.name.lower() in ctes:
+            if table.alias:
+                scope.derived[table.alias.lower()] = scope.derived[table.name.lower()]
+            continue
+        info = catalogue.table(table.db or None, table.name)
+        if info is None or not may_read(info):
+            raise _unknown_table(table, catalogue, may_read)
+        alias = table.alias or info.name
+        table.set("this", exp.to_identifier(info.name, quoted=True))
+        table.set("db", exp.to_identifier(info.schema, quoted=True))
+        scope.tables[alias.lower()] = info
+        if not table.alias:
+            scope.tables.setdefault(info.qualified.lower(), info)
+    scope.aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    for column in tree.find_all(exp.Column):
+        _resolve_column(column, scope)
+    return scope
+
+
+def _output_names(query: exp.Expr) -> set[str] | None:
+    """Lower-case output names of a subquery, or None when it selects ``*``."""
+    selects = getattr(query, "selects", [])
+    if any(isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star) for s in selects):
+        return None
+    return {s.alias_or_name.lower() for s in selects}
+
+
+def _resolve_column(column: exp.Column, scope: Scope) -> None:
+    name = column.name
+    qualifier = column.table.lower()
+    if column.db:
+        qualifier = f"{column.db}.{column.table}".lower()
+    if column.args.get("catalog"):
+        raise UnknownColumnError(f"{column.sql()}: write table.column or schema.table.column")
+    if qualifier:
+        if qualifier in scope.tables:
+            info = scope.tables[qualifier]
+            if column.is_star:
+                return
+            found = info.column(name)
+            if found is None:
+                raise _unknown_column(name, [c.name for c in info.columns], info.qualified)
+            column.set("this", exp.to_identifier(found.name, quoted=True))
+            return
+        if qualifier in scope.derived:
+            names = scope.derived[qualifier]
+            if names is not None and name.lower() not in names and not column.is_star:
+                raise _unknown_column(name, sorted(names), qualifier)
+            return
+        known = sorted({*scope.tables, *scope.derived})
+        close = difflib.get_close_matches(qualifier, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownTableError(
+            f"{column.sql()}: the query has no table or alias called {column.table}{hint}"
+        )
+    for info in scope.tables.values():
+        found = info.column(name)
+        if found is not None:
+            column.set("this", exp.to_identifier(found.name, quoted=True))
+            return
+    derived = {n for names in scope.derived.values() if names for n in names}
+    if name.lower() in scope.aliases or name.lower() in derived:
+        return
+    if any(names is None for names in scope.derived.values()):
+        return  # a SELECT * subquery: the database checks the name
+    candidates = sorted({c.name for t in scope.tables.values() for c in t.columns} | derived)
+    where = ", ".join(sorted({t.qualified for t in scope.tables.values()})) or "the query"
+    raise _unknown_column(name, candidates, where)
+
+
+def _unknown_column(name: str, candidates: list[str], where: str) -> UnknownColumnError:
+    lowered = {c.lower(): c for c in candidates}
+    close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=3)]
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    listing = ", ".join(candidates[:40]) + (", ..." if len(candidates) > 40 else "")
+    return UnknownColumnError(
+        f"column '{name}' is not in {where}.{hint} Its columns are: {listing}"
+    )
+
+
+def _unknown_table(
+    table: exp.Table, catalogue: Catalogue, may_read: Callable[[TableInfo], bool]
+) -> UnknownTableError:
+    written = f"{table.db}.{table.name}" if table.db else table.name
+    visible = [t.qualified for t in catalogue.tables if may_read(t)]
+    lowered = {n.lower(): n for n in visible}
+    close = difflib.get_close_matches(written.lower(), list(lowered), n=3)
+    if not close and not table.db:
+        close = [n for n in lowered if n.endswith("." + written.lower())]
+    hint = f" Did you mean {', '.join(lowered[c] for c in close)}?" if close else ""
+    return UnknownTableError(
+        f"table '{written}' is not available.{hint} TAP_SCHEMA.tables lists the tables you "
+        "can query."
+    )

@@ -1,0 +1,75 @@
+"""The TAP service as an ASGI app (Starlette), mounted at ``config.prefix``.
+
+Errors become VOTable documents with QUERY_STATUS=ERROR here and nowhere else. Query errors
+(bad ADQL, unknown names, timeouts) are sent with HTTP 200, as TAP 1.0 requires and pyvo expects
+(it shows the message only then); authentication errors keep 401/403; server faults are logged
+with their traceback and answered with a short message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from sciplat.tap.errors import TapAuthError, TapError
+from sciplat.tap.handlers import sync, vosi
+from sciplat.tap.output.votable import error_votable
+from sciplat.tap.wiring import TapServices
+
+log = logging.getLogger(__name__)
+_VOTABLE = "application/x-votable+xml"
+
+
+async def _tap_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TapError)  # noqa: S101 - registered for TapError only
+    status = 200 if exc.status_code == 400 else exc.status_code
+    headers = (
+        {"WWW-Authenticate": 'Bearer realm="sciplat"'} if isinstance(exc, TapAuthError) else {}
+    )
+    return Response(error_votable(exc.message), status, headers, media_type=_VOTABLE)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("TAP request %s failed", request.url.path, exc_info=exc)
+    message = "the service failed on this request; the operators have the details in its log"
+    return Response(error_votable(message), 500, media_type=_VOTABLE)
+
+
+async def _index(request: Request) -> Response:
+    return Response(
+        "sciplat TAP service: /sync (LANG=ADQL, QUERY=...), /capabilities, /availability, "
+        "/tables\n",
+        media_type="text/plain",
+    )
+
+
+def create_app(services: TapServices) -> Starlette:
+    """The ASGI app serving ``services`` under ``services.config.prefix``."""
+    routes = [
+        Route("/", _index),
+        Route("/sync", sync.sync, methods=["GET", "POST"]),
+        Route("/capabilities", vosi.capabilities),
+        Route("/availability", vosi.availability),
+        Route("/tables", vosi.tables),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if services.access.hub is not None:
+            await services.access.hub.close()
+        services.backend.close()
+
+    app = Starlette(
+        routes=[Mount(services.config.prefix, routes=routes)],
+        exception_handlers={TapError: _tap_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.tap = services
+    return app

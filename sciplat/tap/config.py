@@ -1,0 +1,97 @@
+"""The ``services.tap`` section of ``sciplat.yaml`` (hooked into the main Config model)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TapConfig(BaseModel):
+    """The TAP 1.1 / ADQL 2.1 catalogue service at ``/api/tap``.
+
+    ``public_schemas`` and ``anonymous`` combine: without a token a caller reads only the public
+    schemas, and only when ``anonymous`` is on; any valid token with ``required_scope`` reads
+    every schema.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="Run the TAP service.", examples=[True])
+    port: int = Field(
+        8090, ge=1, le=65535, description="Loopback port the service listens on.", examples=[8090]
+    )
+    prefix: str = Field(
+        "/api/tap",
+        pattern=r"^/[A-Za-z0-9_/.-]*[^/]$",
+        description="URL path the proxy routes to the service (no trailing slash).",
+        examples=["/api/tap"],
+    )
+    backend: str = Field(
+        "duckdb",
+        pattern="^duckdb$",
+        description="Catalogue backend: duckdb (embedded; PostgreSQL + pgSphere is planned).",
+        examples=["duckdb"],
+    )
+    data_dir: str = Field(
+        "",
+        description="Where catalogue files live; default: tap/ in the data directory.",
+        examples=["/srv/sciplat/tap"],
+    )
+    demo_catalogue: bool = Field(
+        True,
+        description="Load the Hipparcos demo catalogue (hipparcos.main) when none is loaded.",
+        examples=[True],
+    )
+    anonymous: bool = Field(
+        True, description="Answer callers without a token (public schemas only).", examples=[False]
+    )
+    public_schemas: list[str] = Field(
+        default_factory=lambda: ["TAP_SCHEMA", "hipparcos"],
+        description="Schemas anonymous callers may read (TAP_SCHEMA lists every table anyway).",
+        examples=[["TAP_SCHEMA", "hipparcos"]],
+    )
+    required_scope: str = Field(
+        "access:services!service=tap",
+        description=(
+            "JupyterHub scope a token needs; access:services also counts. Empty: any valid token."
+        ),
+        examples=["access:services!service=tap"],
+    )
+    hub_api_url: str = Field(
+        "",
+        description="The hub's REST API; default: $JUPYTERHUB_API_URL, else the local hub.",
+        examples=["http://127.0.0.1:8081/hub/api"],
+    )
+    token_cache_seconds: int = Field(
+        60, ge=0, description="How long a checked token is trusted without asking the hub again."
+    )
+    default_maxrec: int = Field(
+        100_000,
+        ge=0,
+        description="Rows returned when the request gives no MAXREC.",
+        examples=[10000],
+    )
+    max_maxrec: int = Field(
+        10_000_000,
+        ge=1,
+        description="The largest MAXREC a request may ask for.",
+        examples=[1000000],
+    )
+    sync_timeout: float = Field(
+        60.0, gt=0, description="Seconds a synchronous query may run before it is stopped."
+    )
+    threads: int = Field(2, ge=1, description="Database threads per query.", examples=[4])
+    memory_limit: str = Field(
+        "2GB",
+        pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$",
+        description="Database memory limit.",
+        examples=["8GB"],
+    )
+    row_group_size: int = Field(
+        122_880,
+        ge=2048,
+        description=(
+            "Rows per stored row group: the unit a cone search skips or reads. Smaller groups "
+            "make cones on small catalogues cheaper."
+        ),
+        examples=[16384],
+    )

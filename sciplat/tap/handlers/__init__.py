@@ -1,0 +1,1 @@
+"""HTTP only: read the request, call one service, return its answer."""

@@ -1,0 +1,39 @@
+"""VOSI endpoints: ``/capabilities``, ``/availability``, ``/tables``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sciplat.tap.output import vosi
+from sciplat.tap.wiring import TapServices
+
+_XML = "text/xml"
+
+
+def base_url(request: Request) -> str:
+    """The service's public URL (scheme and host as the client used them, plus the prefix)."""
+    services: TapServices = request.app.state.tap
+    return f"{request.url.scheme}://{request.url.netloc}{services.config.prefix}"
+
+
+async def capabilities(request: Request) -> Response:
+    services: TapServices = request.app.state.tap
+    cfg = services.config
+    text = vosi.capabilities(base_url(request), cfg.default_maxrec, cfg.max_maxrec,
+                             cfg.sync_timeout)  # fmt: skip
+    return Response(text, media_type=_XML)
+
+
+async def availability(request: Request) -> Response:
+    services: TapServices = request.app.state.tap
+    try:
+        tables = len(services.backend.catalogue().tables)
+    except Exception as exc:  # any failure means "not available"; the note says which
+        return Response(vosi.availability(False, f"catalogue unreadable: {exc}"), media_type=_XML)
+    return Response(vosi.availability(True, f"{tables} tables"), media_type=_XML)
+
+
+async def tables(request: Request) -> Response:
+    services: TapServices = request.app.state.tap
+    return Response(vosi.tableset(services.backend.catalogue()), media_type=_XML)

@@ -1,0 +1,1 @@
+"""Plain data of the TAP service: catalogue metadata and queries."""

@@ -1,0 +1,53 @@
+"""A TAP query as the service receives it, and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+
+from sciplat.tap.models.catalogue import ColumnInfo
+
+OutputFormat = Literal["votable", "votable-td", "csv", "json"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: a hub user (with groups and token scopes) or nobody (anonymous)."""
+
+    name: str | None = None
+    groups: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def anonymous(self) -> bool:
+        return self.name is None
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """A synchronous TAP query, parameters already checked."""
+
+    query: str
+    format: OutputFormat = "votable"
+    maxrec: int | None = None
+
+
+@dataclass(frozen=True)
+class Translation:
+    """The SQL built from an ADQL query, and how to describe its result columns."""
+
+    sql: str
+    limit: int | None
+    columns: dict[str, ColumnInfo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of a finished query; ``overflow`` when MAXREC cut it short."""
+
+    table: pa.Table
+    columns: tuple[ColumnInfo, ...]
+    overflow: bool = False
+    elapsed_ms: float = 0.0

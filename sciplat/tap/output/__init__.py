@@ -1,0 +1,1 @@
+"""Result serializations: VOTable (BINARY2, TABLEDATA), CSV, JSON; pure functions of a result."""

@@ -1,0 +1,119 @@
+"""A synchronous TAP query: translate, run with a deadline, cut at MAXREC, serialize."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from sciplat.tap.adql.translate import translate
+from sciplat.tap.config import TapConfig
+from sciplat.tap.errors import TapParameterError
+from sciplat.tap.models.catalogue import ColumnInfo
+from sciplat.tap.models.query import Caller, QueryRequest, QueryResult
+from sciplat.tap.output.text import write_csv, write_json
+from sciplat.tap.output.votable import write_votable
+from sciplat.tap.services.access import AccessService
+from sciplat.tap.storage.backend import CatalogueBackend
+
+log = logging.getLogger(__name__)
+
+# FORMAT / RESPONSEFORMAT values (TAP 1.1 §2.7.1) → (our format, MIME type)
+FORMATS: dict[str, tuple[str, str]] = {
+    "votable": ("votable", "application/x-votable+xml"),
+    "application/x-votable+xml": ("votable", "application/x-votable+xml"),
+    "text/xml": ("votable", "text/xml"),
+    "votable/b2": ("votable", "application/x-votable+xml;serialization=BINARY2"),
+    "application/x-votable+xml;serialization=binary2": (
+        "votable", "application/x-votable+xml;serialization=BINARY2"),
+    "votable/td": ("votable-td", "application/x-votable+xml;serialization=TABLEDATA"),
+    "application/x-votable+xml;serialization=tabledata": (
+        "votable-td", "application/x-votable+xml;serialization=TABLEDATA"),
+    "csv": ("csv", "text/csv;header=present"),
+    "text/csv": ("csv", "text/csv;header=present"),
+    "json": ("json", "application/json"),
+    "application/json": ("json", "application/json"),
+}  # fmt: skip
+
+
+def parse_format(value: str | None) -> tuple[str, str]:
+    """(format, MIME type) of a FORMAT/RESPONSEFORMAT value; default BINARY2 VOTable.
+
+    Raises:
+        TapParameterError: a format this service does not write.
+    """
+    if not value:
+        return FORMATS["votable"]
+    key = value.strip().lower().replace(" ", "")
+    if key not in FORMATS:
+        raise TapParameterError(
+            f"RESPONSEFORMAT={value} is not supported: use votable (BINARY2), votable/td, csv "
+            "or json"
+        )
+    return FORMATS[key]
+
+
+class QueryService:
+    """Runs ADQL for a caller against one backend."""
+
+    def __init__(self, config: TapConfig, backend: CatalogueBackend, access: AccessService) -> None:
+        self.config = config
+        self.backend = backend
+        self.access = access
+
+    def maxrec(self, requested: str | None) -> int:
+        """The row limit for a request.
+
+        Raises:
+            TapParameterError: not a number, negative, or above the service's limit.
+        """
+        if requested is None or requested == "":
+            return self.config.default_maxrec
+        try:
+            value = int(requested)
+        except ValueError:
+            raise TapParameterError(f"MAXREC={requested} is not a whole number") from None
+        if value < 0 or value > self.config.max_maxrec:
+            raise TapParameterError(
+                f"MAXREC must be between 0 and {self.config.max_maxrec}, not {value}"
+            )
+        return value
+
+    async def run(self, caller: Caller, request: QueryRequest) -> QueryResult:
+        """Translate and run one query.
+
+        Raises:
+            AdqlSyntaxError, AdqlUnsupportedError, UnknownTableError, UnknownColumnError: the
+                query; QueryFailedError: the database refused it or it timed out.
+        """
+        started = time.perf_counter()
+        catalogue = self.backend.catalogue()
+        translation = translate(
+            request.query,
+            catalogue,
+            lambda table: self.access.may_read(caller, table),
+            request.maxrec,
+        )
+        table = await asyncio.to_thread(self.backend.run, translation.sql, self.config.sync_timeout)
+        overflow = request.maxrec is not None and table.num_rows > request.maxrec
+        if overflow and request.maxrec is not None:
+            table = table.slice(0, request.maxrec)
+        elapsed = (time.perf_counter() - started) * 1000
+        log.info("tap query by %s: %d rows in %.1f ms", caller.name or "anonymous",
+                 table.num_rows, elapsed)  # fmt: skip
+        columns = tuple(
+            translation.columns.get(name.lower()) or ColumnInfo(name, "")
+            for name in table.column_names
+        )
+        return QueryResult(table, columns, overflow, elapsed)
+
+    @staticmethod
+    def serialize(result: QueryResult, fmt: str) -> bytes:
+        """The result in one of the formats of :data:`FORMATS`."""
+        meta = {c.name.lower(): c for c in result.columns if c.datatype}
+        if fmt == "csv":
+            return write_csv(result.table)
+        if fmt == "json":
+            return write_json(result.table, meta, result.overflow)
+        serialization = "tabledata" if fmt == "votable-td" else "binary2"
+        return write_votable(result.table, meta, serialization, result.overflow)

@@ -1,0 +1,1 @@
+"""Everything outside the process: catalogue databases, catalogue files, the hub's API."""

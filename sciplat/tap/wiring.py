@@ -1,0 +1,65 @@
+"""Builds the TAP service's long-lived objects from its config (called by sciplat.factory)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sciplat.tap.config import TapConfig
+from sciplat.tap.services.access import AccessService
+from sciplat.tap.services.catalogue import CatalogueService
+from sciplat.tap.services.query import QueryService
+from sciplat.tap.storage.backend import CatalogueBackend
+from sciplat.tap.storage.duckdb import DuckDBBackend
+from sciplat.tap.storage.hub import HubClient
+
+
+@dataclass
+class TapServices:
+    """Everything the TAP app and the ``catalog`` commands use."""
+
+    config: TapConfig
+    backend: CatalogueBackend
+    access: AccessService
+    query: QueryService
+    catalogues: CatalogueService
+
+
+def tap_directory(config: TapConfig, data_root: Path) -> Path:
+    """Where the catalogue files live: ``data_dir`` or ``<data>/tap``."""
+    return Path(config.data_dir) if config.data_dir else data_root / "tap"
+
+
+def hub_api_url(config: TapConfig, hub_port: int = 8081) -> str:
+    """``hub_api_url``, else ``$JUPYTERHUB_API_URL`` (set for hub-managed services), else local."""
+    return (
+        config.hub_api_url
+        or os.environ.get("JUPYTERHUB_API_URL", "")
+        or f"http://127.0.0.1:{hub_port}/hub/api"
+    )
+
+
+def build_tap(
+    config: TapConfig,
+    data_root: Path,
+    hub: HubClient | None = None,
+    backend: CatalogueBackend | None = None,
+    hub_port: int = 8081,
+) -> TapServices:
+    """Wire the TAP objects; tests pass their own ``hub`` client and ``backend``."""
+    backend = backend or DuckDBBackend(
+        tap_directory(config, data_root),
+        threads=config.threads,
+        memory_limit=config.memory_limit,
+        row_group_size=config.row_group_size,
+    )
+    hub = hub or HubClient(hub_api_url(config, hub_port), config.token_cache_seconds)
+    access = AccessService(config, hub)
+    return TapServices(
+        config=config,
+        backend=backend,
+        access=access,
+        query=QueryService(config, backend, access),
+        catalogues=CatalogueService(backend),
+    )

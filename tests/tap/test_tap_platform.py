@@ -1,0 +1,65 @@
+"""TAP through the running platform: the hub starts the service, the proxy routes /api/tap,
+and pyvo queries it with a user's JupyterHub token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import pyvo
+import requests
+
+from tests.conftest import needs_root
+from tests.support.platform import Platform, free_ports, running_platform, wait_for
+
+pytestmark = [needs_root, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def tap_platform() -> Iterator[Platform]:
+    port = free_ports(1)[0]
+    with running_platform(
+        services={"tap": {"enabled": True, "port": port, "anonymous": False}}
+    ) as p:
+        wait_for(
+            lambda: httpx.get(f"{p.url}/api/tap/availability", timeout=5).status_code == 200,
+            120, 0.5, "the TAP service behind the proxy",
+        )  # fmt: skip
+        yield p
+
+
+def tap_service(platform: Platform, token: str) -> pyvo.dal.TAPService:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return pyvo.dal.TAPService(f"{platform.url}/api/tap", session=session)
+
+
+def test_pyvo_cone_search_with_a_user_token(tap_platform: Platform) -> None:
+    p = tap_platform
+    user = p.add_user("astronomer")
+    service = tap_service(p, p.token(user))
+    result = service.run_sync(
+        "SELECT TOP 20 hip, ra, dec FROM hipparcos.main "
+        "WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 101.287, -16.716, 1.0))"
+    )
+    table = result.to_table()
+    assert 0 < len(table) <= 20
+    assert 32349 in list(table["hip"])  # Sirius
+
+
+def test_without_a_token_the_service_refuses(tap_platform: Platform) -> None:
+    r = httpx.post(
+        f"{tap_platform.url}/api/tap/sync",
+        data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 hip FROM hipparcos.main"},
+        timeout=30,
+    )
+    assert r.status_code in (401, 403)
+
+
+def test_a_bad_query_explains_itself(tap_platform: Platform) -> None:
+    p = tap_platform
+    service = tap_service(p, p.token(p.add_user("typo")))
+    with pytest.raises(pyvo.dal.DALQueryError) as err:
+        service.run_sync("SELECT TOP 1 hipp FROM hipparcos.main")
+    assert "hipp" in str(err.value)
