@@ -8,6 +8,7 @@ import os
 import pwd
 import signal
 import subprocess
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -205,3 +206,54 @@ def test_down_stops_every_lab() -> None:
         # gone, or a zombie waiting for init to reap it
         wait_for(lambda: not any(start_time(int(x)) for x in pids), 10, 0.05, "labs to end")
         assert not cgroup.exists()
+
+
+def _probe_wheel(path: Path) -> None:
+    """A minimal pure-Python wheel (no build step, no network) for `pip install --user`."""
+    dist = "sciplat_probe-1.0.dist-info"
+    files = {
+        "sciplat_probe.py": "VALUE = 42\n",
+        f"{dist}/METADATA": "Metadata-Version: 2.1\nName: sciplat-probe\nVersion: 1.0\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    records = [f"{name},," for name in files] + [f"{dist}/RECORD,,"]
+    files[f"{dist}/RECORD"] = "\n".join(records) + "\n"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+
+
+def test_names_and_user_installs_inside_the_lab(platform: Platform) -> None:
+    user = platform.add_user("named")
+    token = platform.token(user)
+    platform.start_lab(user, token)
+    home = Path(pwd.getpwnam(user).pw_dir)
+    wheel = home / "sciplat_probe-1.0-py3-none-any.whl"
+    _probe_wheel(wheel)
+    entry = pwd.getpwnam(user)
+    os.chown(wheel, entry.pw_uid, entry.pw_gid)
+    kernel = LabKernel(platform.url, user, token)
+    try:
+        out = kernel.run(
+            "import subprocess, sys\n"
+            "run = lambda *a: subprocess.run(a, capture_output=True, text=True)\n"
+            "print(run('whoami').stdout.strip())\n"
+            "print(run('id', '-gn').stdout.strip())\n"
+            f"print(run('ls', '-l', {str(wheel)!r}).stdout.split()[2])\n"
+            "r = run(sys.executable, '-m', 'pip', 'install', '--user', '--no-deps', "
+            f"'--no-index', {str(wheel)!r})\n"
+            "print(r.returncode, r.stderr[-300:].replace(chr(10), ' '))\n"
+            "probe = 'import sciplat_probe as p; print(p.VALUE, p.__file__)'\n"
+            "print(run(sys.executable, '-c', probe).stdout.strip())"
+        )
+    finally:
+        kernel.close()
+    lines = out.splitlines()
+    assert lines[0] == user
+    assert lines[1] == user  # the private group has the user's name
+    assert lines[2] == user  # ls -l shows the owner's name
+    assert lines[3].startswith("0"), lines[3]
+    value, location = lines[4].split()
+    assert value == "42"
+    assert location.startswith(f"{home}/.local/lib/python")

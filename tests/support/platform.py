@@ -70,7 +70,8 @@ def free_ports(n: int) -> list[int]:
 def lab_environment() -> Path:
     """The shared test lab environment (built once per machine and requirements set)."""
     reqs = lab_requirements()
-    key = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:12]
+    # the build recipe's version is part of the key: a changed recipe builds a new environment
+    key = hashlib.sha256("\n".join(["recipe 2: system site", *reqs]).encode()).hexdigest()[:12]
     path = ENV_CACHE / key
     ENV_CACHE.mkdir(parents=True, exist_ok=True, mode=0o755)
     os.chmod(ENV_CACHE, 0o755)

@@ -34,7 +34,9 @@ def build_venv(path: Path, requirements: list[str], log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         for cmd in (
-            [base_python(), "-m", "venv", "--clear", str(path)],
+            # with the system's site-packages, Python enables the user site, so
+            # `pip install --user` works in labs (user packages come after the environment's)
+            [base_python(), "-m", "venv", "--clear", "--system-site-packages", str(path)],
             [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
              "-q", "--upgrade", "pip"],
             [str(path / "bin" / "python"), "-m", "pip", "install",
