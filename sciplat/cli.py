@@ -8,7 +8,9 @@ import getpass
 import json
 import os
 import secrets
+import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,6 +119,29 @@ def cmd_down(args: argparse.Namespace) -> int:
         asyncio.run(factory.lab_backend.stop(state))
         print(f"stopped the lab of {user}{'/' + server if server else ''}")
     return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from sciplat.supervisor import pid_alive  # noqa: PLC0415
+
+    factory = _factory(args)  # refuses an invalid document before anything is touched
+    pid = pid_alive(factory.data.pid_file("supervisor"))
+    if pid is None:
+        raise SciplatError("sciplat is not running: the new configuration applies at `sciplat up`")
+    marker = factory.data.reload_marker
+    marker.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if marker.exists() and marker.read_text().strip():
+            result = marker.read_text().strip()
+            if result != "ok":
+                raise SciplatError(f"reload failed: {result.removeprefix('error: ')}")
+            print("reloaded: the hub and its services run with the new configuration; "
+                  "labs kept running")  # fmt: skip
+            return 0
+        time.sleep(0.1)
+    raise SciplatError("the platform did not confirm the reload within 120 s; see logs/hub.log")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -289,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="port the proxy listens on")
     add("down", cmd_down, "stop the platform and every lab")
     add("status", cmd_status, "show the platform's processes and labs")
+    add("reload", cmd_reload, "apply a changed sciplat.yaml without stopping labs")
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="sub", required=True)
     p = add("add", cmd_user_add, "add a local user", user)

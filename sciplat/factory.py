@@ -126,8 +126,12 @@ class Factory(Shared):
         """The TAP service's objects (catalogue backend, ADQL translation, access rules)."""
         from sciplat.tap.wiring import build_tap  # noqa: PLC0415 - DuckDB only when used
 
+        quotas = self.quotas
         return build_tap(
-            self.config.services.tap, self.data.root, hub_port=self.config.hub.hub_port
+            self.config.services.tap,
+            self.data.root,
+            hub_port=self.config.hub.hub_port,
+            rate_check=lambda name, groups: quotas.check_rate_of(name, groups, "tap"),
         )
 
     def isolation_warning(self) -> str | None:

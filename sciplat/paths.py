@@ -47,6 +47,11 @@ class DataDir:
     def cookie_secret(self) -> Path:
         return self.run / "jupyterhub_cookie_secret"
 
+    @property
+    def reload_marker(self) -> Path:
+        """Written by the supervisor when a reload finished: ``ok`` or ``error: ...``."""
+        return self.run / "reloaded"
+
     def pid_file(self, process: str) -> Path:
         return self.run / f"{process}.pid"
 

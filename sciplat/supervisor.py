@@ -80,6 +80,7 @@ class Supervisor:
         self.proxy: subprocess.Popen[bytes] | None = None
         self.hub: subprocess.Popen[bytes] | None = None
         self.stopping = False
+        self.reload_requested = False
         self.restarts: deque[float] = deque(maxlen=5)
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -163,6 +164,36 @@ class Supervisor:
     def _stop(self, *_: object) -> None:
         self.stopping = True
 
+    def _request_reload(self, *_: object) -> None:
+        self.reload_requested = True
+
+    def reload(self) -> None:
+        """Apply a changed config: re-read it and restart the hub (and with it the services
+        it runs). Labs keep running; the proxy keeps its routes. A document that does not
+        validate is refused and the running hub is left alone."""
+        self.reload_requested = False
+        try:
+            factory = Factory.from_data_dir(self.data.root)
+        except SciplatError as err:
+            print(f"sciplat: reload refused: {err.message}", file=sys.stderr)
+            self.data.reload_marker.write_text(f"error: {err.message}\n")
+            return
+        self.factory = factory
+        if self.hub is not None and self.hub.poll() is None:
+            self.hub.terminate()
+            try:
+                self.hub.wait(30)
+            except subprocess.TimeoutExpired:
+                self.hub.kill()
+                self.hub.wait()
+        self.start_hub()
+        ok = self.wait_ready()
+        if ok:
+            self.add_service_routes()
+        self.data.reload_marker.write_text("ok\n" if ok else "error: the hub did not come up\n")
+        print("sciplat: configuration reloaded" if ok else "sciplat: reload failed",
+              file=sys.stderr)  # fmt: skip
+
     def run(self, on_ready: callable | None = None) -> int:  # type: ignore[valid-type]
         """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
         running = pid_alive(self.data.pid_file("supervisor"))
@@ -173,6 +204,7 @@ class Supervisor:
         self.data.pid_file("supervisor").write_text(str(os.getpid()))
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGHUP, self._request_reload)
         try:
             self.start_proxy()
             self.start_hub()
@@ -185,6 +217,8 @@ class Supervisor:
                 on_ready()
             while not self.stopping:
                 time.sleep(0.2)
+                if self.reload_requested:
+                    self.reload()
                 self._watch()
             return 0
         finally:

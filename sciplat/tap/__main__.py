@@ -17,23 +17,24 @@ import uvicorn
 from sciplat.paths import default_data_dir
 from sciplat.tap.app import create_app
 from sciplat.tap.config import TapConfig
-from sciplat.tap.wiring import build_tap
+from sciplat.tap.wiring import TapServices, build_tap
 
 
-def load_tap_config(data_dir: Path, config_json: str = "") -> tuple[TapConfig, int]:
-    """The TAP section and the hub's port: from ``config_json`` if given, else sciplat.yaml.
+def build_services(data_dir: Path, config_json: str = "") -> tuple[TapServices, TapConfig]:
+    """The service's objects: from ``config_json`` alone (tests, bench), else from the
+    platform's factory, which adds the platform's quotas (``api_rate``).
 
     Raises:
         ConfigError: the platform config is missing or invalid.
         pydantic.ValidationError: ``config_json`` is not a valid TapConfig.
     """
     if config_json:
-        return TapConfig.model_validate_json(config_json), 8081
+        config = TapConfig.model_validate_json(config_json)
+        return build_tap(config, data_dir), config
     from sciplat.factory import Factory  # noqa: PLC0415 - only when run by the hub
 
-    config = Factory.from_data_dir(data_dir).config
-    tap = getattr(getattr(config, "services", None), "tap", None)
-    return (tap if isinstance(tap, TapConfig) else TapConfig()), config.hub.hub_port
+    factory = Factory.from_data_dir(data_dir)
+    return factory.tap, factory.config.services.tap
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-json", default="", help="a TapConfig as JSON (tests, bench)")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or default_data_dir()
-    config, hub_port = load_tap_config(data_dir, args.config_json)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    services = build_tap(config, data_dir, hub_port=hub_port)
+    services, config = build_services(data_dir, args.config_json)
     if config.demo_catalogue:
         services.catalogues.ensure_demo()
     uvicorn.run(

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from sciplat.tap.errors import TapAuthError, TapError
+from sciplat.tap.errors import TapAuthError, TapError, TapThrottledError
 from sciplat.tap.handlers import sync, vosi
 from sciplat.tap.output.votable import error_votable
 from sciplat.tap.wiring import TapServices
@@ -32,6 +32,8 @@ async def _tap_error(request: Request, exc: Exception) -> Response:
     headers = (
         {"WWW-Authenticate": 'Bearer realm="sciplat"'} if isinstance(exc, TapAuthError) else {}
     )
+    if isinstance(exc, TapThrottledError):
+        headers["Retry-After"] = str(exc.retry_after)
     return Response(error_votable(exc.message), status, headers, media_type=_VOTABLE)
 
 

@@ -67,3 +67,21 @@ class CatalogueLoadError(TapError):
     """A catalogue file that cannot be read or loaded."""
 
     code = "catalogue_load"
+
+
+class TapThrottledError(TapError):
+    """Over the caller's ``api_rate`` quota: HTTP 429 with Retry-After."""
+
+    code = "throttled"
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TapQuotaError(TapError):
+    """A quota forbids this (e.g. ``api_rate: 0``)."""
+
+    code = "quota_exceeded"
+    status_code = 403

@@ -102,3 +102,41 @@ def test_full_home_stops_writes_for_that_user_only(quota_platform: Platform) -> 
     assert storage["used"] > 0.7 * storage["limit"]
     assert any("storage" in w for w in shown["warnings"]), shown["warnings"]
     assert shown["quotas"]["labs"]["used"] == 1
+
+
+def test_reload_applies_new_quotas_and_keeps_running_labs(quota_platform: Platform) -> None:
+    p = quota_platform
+    user = p.add_user("grower")
+    token = p.token(user)
+    p.start_lab(user, token)
+    cgroup = f"/sys/fs/cgroup/pids/sciplat-test-{p.run_id}/{user}/cgroup.procs"
+    with open(cgroup) as f:
+        before = set(f.read().split())
+    assert p.api("POST", f"/users/{user}/servers/two", token).status_code == 403
+
+    p.config["quotas"]["users"][user] = {"labs": 2, "cores": 1, "memory": "1GiB"}
+    p.write_config()
+    assert "labs kept running" in p.sciplat("reload").stdout
+    p.start_lab(user, token, server="two")
+    with open(cgroup) as f:
+        assert before <= set(f.read().split()), "the first lab was restarted"
+
+    # lowering the quota below current use blocks new labs but stops none
+    p.config["quotas"]["users"][user] = {"labs": 0}
+    p.write_config()
+    p.sciplat("reload")
+    model = p.api("GET", f"/users/{user}", token).json()
+    assert set(model["servers"]) == {"", "two"}
+
+
+def test_reload_refuses_an_invalid_document(quota_platform: Platform) -> None:
+    p = quota_platform
+    good = (p.data_dir / "sciplat.yaml").read_text()
+    try:
+        (p.data_dir / "sciplat.yaml").write_text(good + "quotas_typo: {}\n")
+        r = p.sciplat("reload", check=False)
+        assert r.returncode == 2
+        assert "quotas_typo: unknown key" in r.stderr
+        assert p.ready()
+    finally:
+        (p.data_dir / "sciplat.yaml").write_text(good)

@@ -83,8 +83,12 @@ def test_config_forbids_unknown_keys_and_checks_values() -> None:
 def test_service_reads_defaults_when_the_platform_config_has_no_tap_section(
     tmp_path: Path,
 ) -> None:
-    from sciplat.tap.__main__ import load_tap_config
+    from sciplat.tap.__main__ import build_services
 
     (tmp_path / "sciplat.yaml").write_text("hub:\n  hub_port: 8181\n")
-    assert load_tap_config(tmp_path) == (TapConfig(), 8181)
-    assert load_tap_config(tmp_path, '{"port": 9999}')[0].port == 9999
+    services, config = build_services(tmp_path)
+    assert config == TapConfig()
+    assert services.access.hub is not None
+    assert services.access.hub.api_url == "http://127.0.0.1:8181/hub/api"
+    assert services.access.rate_check is not None  # the platform's api_rate applies
+    assert build_services(tmp_path, '{"port": 9999}')[1].port == 9999

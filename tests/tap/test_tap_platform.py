@@ -63,3 +63,28 @@ def test_a_bad_query_explains_itself(tap_platform: Platform) -> None:
     with pytest.raises(pyvo.dal.DALQueryError) as err:
         service.run_sync("SELECT TOP 1 hipp FROM hipparcos.main")
     assert "hipp" in str(err.value)
+
+
+def test_api_rate_answers_429_with_retry_after(tap_platform: Platform) -> None:
+    p = tap_platform
+    user = p.add_user("hasty")
+    token = p.token(user)
+    p.config["quotas"] = {"users": {user: {"api_rate": 3}}}
+    p.write_config()
+    # the TAP process reads the quotas at its start: the hub restarts it with the hub
+    p.sciplat("reload")
+    wait_for(
+        lambda: httpx.get(f"{p.url}/api/tap/availability", timeout=5).status_code == 200,
+        120, 0.5, "the TAP service after the reload",
+    )  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    query = {"LANG": "ADQL", "QUERY": "SELECT TOP 1 hip FROM hipparcos.main"}
+    codes = []
+    for _ in range(5):
+        r = httpx.post(f"{p.url}/api/tap/sync", data=query, headers=headers, timeout=30)
+        codes.append(r.status_code)
+        if r.status_code == 429:
+            assert int(r.headers["Retry-After"]) >= 1
+            assert "Too many requests to tap" in r.text
+            break
+    assert codes[:3] == [200, 200, 200] and codes[-1] == 429, codes

@@ -116,8 +116,12 @@ class QuotaService(Shared):
             ThrottledError: over the rate; ``retry_after`` is the Retry-After header (429).
             QuotaExceededError: the user's ``api_rate`` is 0 (403).
         """
-        value = self.resolver.limit("api_rate", user.name, user.group_names).value
-        self.limiter.enforce(user.name, service, None if value is None else int(value), cost)
+        self.check_rate_of(user.name, user.group_names, service, cost)
+
+    def check_rate_of(self, name: str, groups: Iterable[str], service: str, cost: int = 1) -> None:
+        """:meth:`check_rate` for a caller known by name and groups (a token's owner)."""
+        value = self.resolver.limit("api_rate", name, list(groups)).value
+        self.limiter.enforce(name, service, None if value is None else int(value), cost)
 
     def check_lab_start(self, user: User, running: Sequence[LabUse], new: LabUse) -> None:
         """Refuse a lab of size ``new`` beside the ``running`` ones if labs, cores or memory

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
+from sciplat.errors import SciplatError, ThrottledError
 from sciplat.tap.config import TapConfig
-from sciplat.tap.errors import TapAuthError, TapForbiddenError
+from sciplat.tap.errors import TapAuthError, TapForbiddenError, TapQuotaError, TapThrottledError
 from sciplat.tap.models.catalogue import TableInfo
 from sciplat.tap.models.query import Caller
 from sciplat.tap.storage.hub import HubClient
+
+#: Counts one request of (user, groups) against their api_rate; raises ThrottledError or
+#: another SciplatError (set by whoever runs the service, from the platform's quotas).
+RateCheck = Callable[[str, Iterable[str]], None]
 
 ANONYMOUS = Caller()
 
@@ -14,9 +21,12 @@ ANONYMOUS = Caller()
 class AccessService:
     """Turns an ``Authorization`` header into a :class:`Caller` and decides table access."""
 
-    def __init__(self, config: TapConfig, hub: HubClient | None) -> None:
+    def __init__(
+        self, config: TapConfig, hub: HubClient | None, rate_check: RateCheck | None = None
+    ) -> None:
         self.config = config
         self.hub = hub
+        self.rate_check = rate_check
         self.public = {s.lower() for s in config.public_schemas} | {"tap_schema"}
 
     async def caller(self, authorization: str | None) -> Caller:
@@ -25,6 +35,8 @@ class AccessService:
         Raises:
             TapAuthError: a bad token, or no token where anonymous access is off.
             TapForbiddenError: a valid token without the required scope.
+            TapThrottledError: the caller is over their ``api_rate`` quota.
+            TapQuotaError: the caller's ``api_rate`` is 0.
         """
         if not authorization:
             if not self.config.anonymous:
@@ -44,6 +56,13 @@ class AccessService:
             raise TapForbiddenError(
                 f"the token of {owner.name} lacks the scope {needed}: make a token with it"
             )
+        if self.rate_check is not None:
+            try:
+                self.rate_check(owner.name, owner.groups)
+            except ThrottledError as err:
+                raise TapThrottledError(err.message, err.retry_after) from err
+            except SciplatError as err:
+                raise TapQuotaError(err.message) from err
         return Caller(owner.name, owner.groups, owner.scopes)
 
     def may_read(self, caller: Caller, table: TableInfo) -> bool:
