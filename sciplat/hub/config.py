@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sciplat.factory import Factory
-from sciplat.hub.admin import PlatformAdminHandler
+from sciplat.hub.admin import PlatformAdminHandler, QuotaApiHandler
 from sciplat.hub.authenticators import SciplatLocalAuthenticator
 from sciplat.hub.spawner import SciplatSpawner
 
@@ -52,7 +52,10 @@ def configure_hub(c: Any, factory: Factory) -> None:
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.authenticate_prometheus = True
     c.JupyterHub.template_paths = [str(TEMPLATES)]
-    c.JupyterHub.extra_handlers = [(r"/sciplat/admin", PlatformAdminHandler, {"factory": factory})]
+    c.JupyterHub.extra_handlers = [
+        (r"/sciplat/admin", PlatformAdminHandler, {"factory": factory}),
+        (r"/sciplat/api/quotas(?:/([^/]+))?", QuotaApiHandler, {"factory": factory}),
+    ]
 
     c.JupyterHub.spawner_class = SciplatSpawner
     c.SciplatSpawner.labs = factory.labs

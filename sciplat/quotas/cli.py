@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-from collections import defaultdict
 from typing import Any, Protocol, runtime_checkable
 
 from sciplat.config import Config
@@ -15,7 +14,7 @@ from sciplat.identity.services.users import IdentityService
 from sciplat.paths import DataDir
 from sciplat.quotas.models import UNLIMITED, EffectiveQuota, LabUse, QuotaReport, format_amount
 from sciplat.quotas.services.quotas import QuotaCheck, QuotaService
-from sciplat.quotas.services.usage import lab_use
+from sciplat.quotas.services.usage import labs_by_user
 
 
 @runtime_checkable
@@ -48,13 +47,8 @@ def running_labs(wiring: QuotaWiring) -> dict[str, list[LabUse]]:
     hub = wiring.config.hub
     if not hub.hub_db_url and not wiring.data.hub_db.exists():
         return {}
-    labs: dict[str, list[LabUse]] = defaultdict(list)
-    for user, _server, state, running in lab_states(
-        hub.hub_db_url or f"sqlite:///{wiring.data.hub_db}"
-    ):
-        if running:
-            labs[user].append(lab_use(state.size, wiring.config))
-    return labs
+    return labs_by_user(lab_states(hub.hub_db_url or f"sqlite:///{wiring.data.hub_db}"),
+                        wiring.config)  # fmt: skip
 
 
 def render_report(report: QuotaReport) -> str:

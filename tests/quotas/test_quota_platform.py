@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import needs_root
@@ -140,3 +141,30 @@ def test_reload_refuses_an_invalid_document(quota_platform: Platform) -> None:
         assert p.ready()
     finally:
         (p.data_dir / "sciplat.yaml").write_text(good)
+
+
+def test_quota_report_for_admins_as_json_and_on_the_admin_page(quota_platform: Platform) -> None:
+    p = quota_platform
+    user = p.add_user("reported")
+    token = p.token(user)
+    p.start_lab(user, token)
+    admin = p.add_user("quotaadmin", admin=True)
+    admin_token = p.token(admin, "--admin")
+
+    r = httpx.get(f"{p.url}/hub/sciplat/api/quotas/{user}",
+                  headers={"Authorization": f"token {admin_token}"}, timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["user"] == user
+    assert report["quotas"]["labs"] == {"limit": 1, "source": "default", "used": 1}
+    admin_headers = {"Authorization": f"token {admin_token}"}
+    everyone = httpx.get(f"{p.url}/hub/sciplat/api/quotas", headers=admin_headers, timeout=30)
+    everyone = everyone.json()
+    assert user in {entry["user"] for entry in everyone}
+
+    refused = httpx.get(f"{p.url}/hub/sciplat/api/quotas/{user}",
+                        headers={"Authorization": f"token {token}"}, timeout=30)  # fmt: skip
+    assert refused.status_code == 403
+    missing = httpx.get(f"{p.url}/hub/sciplat/api/quotas/{p.user('nobody')}",
+                        headers={"Authorization": f"token {admin_token}"}, timeout=30)  # fmt: skip
+    assert missing.status_code == 404

@@ -3,11 +3,12 @@ measured by the storage limits backend (or a directory walk), group directories 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from sciplat.config import Config, VolumesConfig
 from sciplat.identity.models import User
+from sciplat.labs.models import LabState
 from sciplat.quotas.models import LabUse, Number, Usage
 from sciplat.quotas.storage import tree
 
@@ -61,3 +62,14 @@ class UsageService:
         values.update(counters or {})
         groups = self.group_directories(user.group_names) if measure_groups else {}
         return Usage(user.name, values, groups)
+
+
+def labs_by_user(
+    entries: Iterable[tuple[str, str, LabState, bool]], config: Config
+) -> dict[str, list[LabUse]]:
+    """What each user's running labs hold, from (user, server, state, running) entries."""
+    labs: dict[str, list[LabUse]] = {}
+    for user, _server, state, running in entries:
+        if running:
+            labs.setdefault(user, []).append(lab_use(state.size, config))
+    return labs
