@@ -38,6 +38,9 @@ def build_spec(
         "USER": user.name,
         "LOGNAME": user.name,
         "SHELL": "/bin/bash",
+        # runtime files (cookie secret, kernel connection files) on the lab's private tmpfs,
+        # so a lab still starts when its home is full and the user can make room
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",  # noqa: S108 - the lab's own tmpfs
         "SCIPLAT_ENVIRONMENT": environment.name,
         "SCIPLAT_SIZE": size.name,
         **{k: v for k, v in hub_env.items() if k.startswith(("JUPYTERHUB_", "JPY_"))},

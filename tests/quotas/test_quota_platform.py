@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import needs_root
 from tests.support.kernel import KernelError, LabKernel
-from tests.support.platform import Platform, running_platform
+from tests.support.platform import Platform, running_platform, wait_for
 
 pytestmark = [needs_root, pytest.mark.slow]
 
@@ -103,6 +103,19 @@ def test_full_home_stops_writes_for_that_user_only(quota_platform: Platform) -> 
     assert storage["used"] > 0.7 * storage["limit"]
     assert any("storage" in w for w in shown["warnings"]), shown["warnings"]
     assert shown["quotas"]["labs"]["used"] == 1
+
+    # a full home still starts (so its owner can make room), and the spawn says why it is full
+    assert p.api("DELETE", f"/users/{filler}/server", tokens[filler]).status_code in (202, 204)
+    wait_for(lambda: not p.api("GET", f"/users/{filler}", tokens[filler]).json()["servers"],
+             60, 0.2)  # fmt: skip
+    p.start_lab(filler, tokens[filler])
+    hub_log = (p.data_dir / "logs" / "hub.log").read_text()
+    assert f"lab {filler}: " in hub_log
+    assert any(
+        "storage" in line and filler in line and "%" in line
+        for line in hub_log.splitlines()
+        if "lab " in line
+    ), "no storage warning"
 
 
 def test_reload_applies_new_quotas_and_keeps_running_labs(quota_platform: Platform) -> None:

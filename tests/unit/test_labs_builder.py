@@ -42,6 +42,7 @@ def test_env_has_only_the_listed_variables_and_the_hubs():
         "USER": "alice",
         "LOGNAME": "alice",
         "SHELL": "/bin/bash",
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
         "SCIPLAT_ENVIRONMENT": "w2026-47",
         "SCIPLAT_SIZE": "small",
         "JUPYTERHUB_API_TOKEN": "x",
