@@ -132,6 +132,7 @@ class Factory(Shared):
             self.data.root,
             hub_port=self.config.hub.hub_port,
             rate_check=lambda name, groups: quotas.check_rate_of(name, groups, "tap"),
+            query_limits=quotas.query_limits,
         )
 
     def isolation_warning(self) -> str | None:

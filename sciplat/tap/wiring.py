@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sciplat.tap.config import TapConfig
-from sciplat.tap.services.access import AccessService, RateCheck
+from sciplat.tap.services.access import AccessService, QueryLimits, RateCheck
 from sciplat.tap.services.catalogue import CatalogueService
 from sciplat.tap.services.query import QueryService
 from sciplat.tap.storage.backend import CatalogueBackend
@@ -47,6 +47,7 @@ def build_tap(
     backend: CatalogueBackend | None = None,
     hub_port: int = 8081,
     rate_check: RateCheck | None = None,
+    query_limits: QueryLimits | None = None,
 ) -> TapServices:
     """Wire the TAP objects; tests pass their own ``hub`` client and ``backend``."""
     backend = backend or DuckDBBackend(
@@ -56,7 +57,7 @@ def build_tap(
         row_group_size=config.row_group_size,
     )
     hub = hub or HubClient(hub_api_url(config, hub_port), config.token_cache_seconds)
-    access = AccessService(config, hub, rate_check)
+    access = AccessService(config, hub, rate_check, query_limits)
     return TapServices(
         config=config,
         backend=backend,

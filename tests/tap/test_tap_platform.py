@@ -65,11 +65,12 @@ def test_a_bad_query_explains_itself(tap_platform: Platform) -> None:
     assert "hipp" in str(err.value)
 
 
-def test_api_rate_answers_429_with_retry_after(tap_platform: Platform) -> None:
+def test_quotas_throttle_requests_and_cap_rows(tap_platform: Platform) -> None:
     p = tap_platform
     user = p.add_user("hasty")
     token = p.token(user)
-    p.config["quotas"] = {"users": {user: {"api_rate": 3}}}
+    capped = p.add_user("capped")
+    p.config["quotas"] = {"users": {user: {"api_rate": 3}, capped: {"query_rows": 5}}}
     p.write_config()
     # the TAP process reads the quotas at its start: the hub restarts it with the hub
     p.sciplat("reload")
@@ -88,3 +89,10 @@ def test_api_rate_answers_429_with_retry_after(tap_platform: Platform) -> None:
             assert "Too many requests to tap" in r.text
             break
     assert codes[:3] == [200, 200, 200] and codes[-1] == 429, codes
+
+    # query_rows caps MAXREC: the result is cut and says so (OVERFLOW), as TAP does for MAXREC
+    result = tap_service(p, p.token(capped)).run_sync(
+        "SELECT TOP 100 hip FROM hipparcos.main ORDER BY hip", maxrec=50
+    )
+    assert len(result.to_table()) == 5
+    assert result.query_status == "OVERFLOW"

@@ -123,6 +123,13 @@ class QuotaService(Shared):
         value = self.resolver.limit("api_rate", name, list(groups)).value
         self.limiter.enforce(name, service, None if value is None else int(value), cost)
 
+    def query_limits(self, name: str, groups: Iterable[str]) -> tuple[int | None, float | None]:
+        """(query_rows, query_seconds) for a caller known by name and groups; None: unlimited."""
+        names = list(groups)
+        rows = self.resolver.limit("query_rows", name, names).value
+        seconds = self.resolver.limit("query_seconds", name, names).value
+        return (None if rows is None else int(rows), None if seconds is None else float(seconds))
+
     def check_lab_start(self, user: User, running: Sequence[LabUse], new: LabUse) -> None:
         """Refuse a lab of size ``new`` beside the ``running`` ones if labs, cores or memory
         would go over the user's limits, or if the user may store nothing.

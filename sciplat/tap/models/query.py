@@ -19,6 +19,9 @@ class Caller:
     name: str | None = None
     groups: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
+    #: the caller's query_rows and query_seconds quotas (None: unlimited)
+    max_rows: int | None = None
+    max_seconds: float | None = None
 
     @property
     def anonymous(self) -> bool:

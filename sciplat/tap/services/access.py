@@ -14,6 +14,8 @@ from sciplat.tap.storage.hub import HubClient
 #: Counts one request of (user, groups) against their api_rate; raises ThrottledError or
 #: another SciplatError (set by whoever runs the service, from the platform's quotas).
 RateCheck = Callable[[str, Iterable[str]], None]
+#: (query_rows, query_seconds) of (user, groups); None where unlimited.
+QueryLimits = Callable[[str, Iterable[str]], tuple[int | None, float | None]]
 
 ANONYMOUS = Caller()
 
@@ -22,11 +24,16 @@ class AccessService:
     """Turns an ``Authorization`` header into a :class:`Caller` and decides table access."""
 
     def __init__(
-        self, config: TapConfig, hub: HubClient | None, rate_check: RateCheck | None = None
+        self,
+        config: TapConfig,
+        hub: HubClient | None,
+        rate_check: RateCheck | None = None,
+        query_limits: QueryLimits | None = None,
     ) -> None:
         self.config = config
         self.hub = hub
         self.rate_check = rate_check
+        self.query_limits = query_limits
         self.public = {s.lower() for s in config.public_schemas} | {"tap_schema"}
 
     async def caller(self, authorization: str | None) -> Caller:
@@ -63,7 +70,15 @@ class AccessService:
                 raise TapThrottledError(err.message, err.retry_after) from err
             except SciplatError as err:
                 raise TapQuotaError(err.message) from err
-        return Caller(owner.name, owner.groups, owner.scopes)
+        rows, seconds = (
+            self.query_limits(owner.name, owner.groups) if self.query_limits else (None, None)
+        )
+        if rows == 0 or seconds == 0:
+            raise TapQuotaError(
+                f"{owner.name} may not run queries here (quota query_rows or query_seconds is "
+                "0); ask an administrator for access"
+            )
+        return Caller(owner.name, owner.groups, owner.scopes, rows, seconds)
 
     def may_read(self, caller: Caller, table: TableInfo) -> bool:
         """Anonymous callers read public schemas; hub users read everything."""

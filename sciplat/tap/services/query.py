@@ -88,16 +88,24 @@ class QueryService:
         """
         started = time.perf_counter()
         catalogue = self.backend.catalogue()
+        # the caller's query_rows quota caps MAXREC (and so shows as an overflow), and their
+        # query_seconds quota shortens the time the database may take
+        maxrec = request.maxrec
+        if caller.max_rows is not None:
+            maxrec = caller.max_rows if maxrec is None else min(maxrec, caller.max_rows)
+        timeout = self.config.sync_timeout
+        if caller.max_seconds is not None:
+            timeout = min(timeout, caller.max_seconds)
         translation = translate(
             request.query,
             catalogue,
             lambda table: self.access.may_read(caller, table),
-            request.maxrec,
+            maxrec,
         )
-        table = await asyncio.to_thread(self.backend.run, translation.sql, self.config.sync_timeout)
-        overflow = request.maxrec is not None and table.num_rows > request.maxrec
-        if overflow and request.maxrec is not None:
-            table = table.slice(0, request.maxrec)
+        table = await asyncio.to_thread(self.backend.run, translation.sql, timeout)
+        overflow = maxrec is not None and table.num_rows > maxrec
+        if overflow and maxrec is not None:
+            table = table.slice(0, maxrec)
         elapsed = (time.perf_counter() - started) * 1000
         log.info("tap query by %s: %d rows in %.1f ms", caller.name or "anonymous",
                  table.num_rows, elapsed)  # fmt: skip
