@@ -20,11 +20,12 @@ sizes:
   - {{name: medium, cpu: 2, memory: 4GiB, pids: 2048}}
 environments:
   - name: default
-    display_name: Recommended (Python 3, JupyterLab 4)
+    display_name: Recommended (Python 3, JupyterLab 4, the scientific basics)
     kind: release
     created: {today}
     path: {root}/envs/default
     recommended: true
+    requirements: [numpy, scipy, astropy, matplotlib, pandas, pyvo]
 volumes:
   root: {root}
 culling:

@@ -10,6 +10,7 @@ from jupyterhub import orm, roles
 from sciplat.errors import SciplatError
 from sciplat.hub.hubdb import ADMIN_SCOPES, issue_token, lab_states
 from sciplat.identity.models import User
+from sciplat.labs.models import LabState
 
 ALICE = User("alice", 200000, 200000)
 ROOTY = User("rooty", 200001, 200001, admin=True)
@@ -115,8 +116,10 @@ def test_lab_states(tmp_path):
         bob = orm.User(name="bob")
         session.add_all([alice, bob])
         session.commit()
-        lab = {"backend": "local", "slug": "alice", "pid": 123, "start_time": 456}
-        gpu = {"backend": "local", "slug": "alice--gpu", "pid": 124, "start_time": 457}
+        common = {"backend": "local", "ip": "127.0.0.1", "log_path": "/l"}
+        lab = {**common, "slug": "alice", "pid": 123, "start_time": 456, "port": 1}
+        gpu = {**common, "slug": "alice--gpu", "pid": 124, "start_time": 457, "port": 2}
+        incomplete = {"backend": "local", "slug": "bob", "pid": 5}
         session.add_all(
             [
                 orm.Spawner(user=alice, name="", state={"lab": lab}),
@@ -124,12 +127,18 @@ def test_lab_states(tmp_path):
                 orm.Spawner(user=bob, name="", state=None),
                 orm.Spawner(user=bob, name="old", state={"pid": 99}),
                 orm.Spawner(user=bob, name="odd", state={"lab": "not a dict"}),
+                orm.Spawner(user=bob, name="partial", state={"lab": incomplete}),
             ]
         )
         session.commit()
     finally:
         session.close()
-    assert sorted(lab_states(url)) == [("alice", "", lab), ("alice", "gpu", gpu)]
+    found = sorted(lab_states(url), key=lambda entry: (entry[0], entry[1]))
+    # (user, server, state, running): no server row means the hub does not count it running
+    assert [(u, s, st.to_dict(), r) for u, s, st, r in found] == [
+        ("alice", "", LabState(**lab).to_dict(), False),
+        ("alice", "gpu", LabState(**gpu).to_dict(), False),
+    ]
 
 
 def test_lab_states_of_an_empty_database(tmp_path):
