@@ -15,13 +15,15 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
-def render_options_form(labs: LabService, user: User) -> str:
-    """HTML for the spawn page: environments (menu order), sizes within quota, reset."""
+def render_options_form(labs: LabService, user: User, notice: str = "") -> str:
+    """HTML for the spawn page: environments (menu order), sizes within quota, reset, and a
+    ``notice`` about how the last lab ended."""
     sizes = labs.sizes_for(user)
     allowed = {s.name for s in sizes}
     default = labs.config.default_size().name
     return _TEMPLATES.get_template("sciplat_options.html").render(
         menu=labs.menu(),
+        notice=notice,
         dropdown=DROPDOWN,
         sizes=sizes,
         default_size=default if default in allowed else (sizes[0].name if sizes else ""),

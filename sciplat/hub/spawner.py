@@ -30,10 +30,13 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
         self._new_event = asyncio.Event()
         self._done = False
         self._oom_seen = 0
+        #: why the last lab ended without being asked to (shown on the next spawn page)
+        self.last_stop = ""
 
     # -- state ---------------------------------------------------------------------------------
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
+        self.last_stop = str(state.get("last_stop") or "")
         lab = state.get("lab")
         self.lab_state = LabState.from_dict(lab) if isinstance(lab, dict) else None
         if self.lab_state is not None:
@@ -43,6 +46,8 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
         state: dict[str, Any] = super().get_state()
         if self.lab_state is not None:
             state["lab"] = self.lab_state.to_dict()
+        if self.last_stop:
+            state["last_stop"] = self.last_stop
         return state
 
     def clear_state(self) -> None:
@@ -69,7 +74,7 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
     # -- the spawn form -----------------------------------------------------------------------
     async def get_options_form(self) -> str:
         user = await asyncio.to_thread(self.identity.get_user, self.user.name)
-        return render_options_form(self.labs, user)
+        return render_options_form(self.labs, user, notice=self.last_stop)
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """Validate the form here too, so a forged value is refused on the form page."""
@@ -104,6 +109,7 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
             self._done = True
             self._new_event.set()
         self._oom_seen = 0
+        self.last_stop = ""
         return (self.lab_state.ip, self.lab_state.port)
 
     async def poll(self) -> int | None:
@@ -111,6 +117,9 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
             return 0
         status: int | None = await self.labs.poll(self.lab_state)
         self._note_oom()
+        if status is not None and not self.last_stop:
+            self.last_stop = self.labs.stop_reason(self.lab_state, status)
+            self.log.warning("lab %s ended by itself: %s", self._log_name, self.last_stop)
         return status
 
     def _note_oom(self) -> None:

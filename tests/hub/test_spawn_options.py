@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import html
+import os
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,3 +171,24 @@ def test_idle_lab_is_culled_and_its_cgroup_removed(culling_platform: Platform) -
     wait_for(lambda: not p.api("GET", f"/users/{user}", token).json()["servers"], 90, 0.5,
              "the culler to stop the idle lab")  # fmt: skip
     wait_for(lambda: not cgroup.exists(), 30, 0.2, "the cgroup to go")
+
+
+def test_a_lab_that_died_is_explained_on_the_next_spawn_page(platform: Platform) -> None:
+    user = platform.add_user("crashed", password="crash-password")
+    token = platform.token(user)
+    platform.start_lab(user, token)
+    cgroup = Path(f"/sys/fs/cgroup/pids/sciplat-test-{platform.run_id}/{user}/cgroup.procs")
+    for pid in cgroup.read_text().split():
+        os.kill(int(pid), signal.SIGKILL)
+    wait_for(lambda: not platform.api("GET", f"/users/{user}", token).json()["servers"], 60, 0.5,
+             "the hub to notice the lab died")  # fmt: skip
+    with session(platform, user, "crash-password") as client:
+        page = client.get("/hub/spawn").text
+    assert 'id="sciplat-last-stop"' in page
+    assert "Your last lab stopped unexpectedly" in page
+    # a successful start clears the notice
+    platform.start_lab(user, token)
+    assert platform.api("DELETE", f"/users/{user}/server", token).status_code in (202, 204)
+    wait_for(lambda: not platform.api("GET", f"/users/{user}", token).json()["servers"], 60, 0.2)
+    with session(platform, user, "crash-password") as client:
+        assert "sciplat-last-stop" not in client.get("/hub/spawn").text

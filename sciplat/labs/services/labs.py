@@ -259,6 +259,20 @@ class LabService(Shared):
                 await asyncio.sleep(interval)
                 interval = min(interval * 1.5, READY_POLL_MAX_SECONDS)
 
+    def stop_reason(self, state: LabState, status: int) -> str:
+        """What to tell a user whose lab ended without being asked to."""
+        size = next((s for s in self.config.sizes if s.name == state.size), None)
+        if self.backend.usage(state).oom_kills:
+            limit = f" ({size.memory / 2**30:.1f} GiB for size {size.name})" if size else ""
+            return (
+                f"Your last lab was stopped because it used more memory than its limit{limit}. "
+                "Pick a larger size, or load less data at once."
+            )
+        return (
+            f"Your last lab stopped unexpectedly (exit status {status}). Your files are safe; "
+            "if it keeps happening, start with 'reset my environment' or ask an administrator."
+        )
+
     async def poll(self, state: LabState) -> int | None:
         return await self.backend.poll(state)
 
