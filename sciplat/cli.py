@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import json
 import os
@@ -266,8 +267,12 @@ def cmd_env_build(args: argparse.Namespace) -> int:
     if args.from_file:
         extra = [ln.strip() for ln in Path(args.from_file).read_text().splitlines()
                  if ln.strip() and not ln.lstrip().startswith("#")]  # fmt: skip
-    env = factory.environments.build(args.name, extra)
+    known = any(e.name == args.name for e in factory.config.environments)
+    env = factory.environments.build(args.name, extra, args.kind, args.display_name)
     print(f"built {env.name} at {env.path}")
+    if not known:
+        print(f"registered {env.name} ({env.kind}) in {factory.data.environments}; "
+              "`sciplat reload` offers it in the running platform")  # fmt: skip
     return 0
 
 
@@ -298,16 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="data directory (default: $SCIPLAT_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(
-        name: str,
-        handler: Handler,
-        helptext: str,
-        parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
-    ) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=helptext, description=helptext)
-        p.set_defaults(handler=handler)
-        return p
-
+    add = functools.partial(_add, sub)
     up = add("up", cmd_up, "run the platform in the foreground")
     up.add_argument("--config", help="configuration document (default: DATA_DIR/sciplat.yaml)")
     up.add_argument("--bind", help="address the proxy listens on")
@@ -317,44 +313,64 @@ def build_parser() -> argparse.ArgumentParser:
     add("reload", cmd_reload, "apply a changed sciplat.yaml without stopping labs")
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="sub", required=True)
-    p = add("add", cmd_user_add, "add a local user", user)
+    p = _add(user, "add", cmd_user_add, "add a local user")
     p.add_argument("name")
     p.add_argument("--group", action="append", default=[], help="group to join (repeatable)")
     p.add_argument("--admin", action="store_true")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p = add("passwd", cmd_user_passwd, "set a user's password", user)
+    p = _add(user, "passwd", cmd_user_passwd, "set a user's password")
     p.add_argument("name")
     p.add_argument("--password-stdin", action="store_true")
-    p = add("list", cmd_user_list, "list users", user)
+    p = _add(user, "list", cmd_user_list, "list users")
     p.add_argument("--json", action="store_true")
 
     group = sub.add_parser("group", help="manage groups").add_subparsers(dest="sub", required=True)
-    p = add("add", cmd_group_add, "add a group", group)
+    p = _add(group, "add", cmd_group_add, "add a group")
     p.add_argument("name")
     p.add_argument("--description", default="")
-    add("list", cmd_group_list, "list groups", group)
+    _add(group, "list", cmd_group_list, "list groups")
 
     p = add("token", cmd_token, "print a new API token for a user")
     p.add_argument("name")
     p.add_argument("--admin", action="store_true", help="with admin scopes (admins only)")
     p.add_argument("--scope", action="append", default=[], help="JupyterHub scope (repeatable)")
+    _add_data_commands(sub)
+    return parser
 
+
+def _add(
+    parent: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Handler,
+    helptext: str,
+) -> argparse.ArgumentParser:
+    p = parent.add_parser(name, help=helptext, description=helptext)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _add_data_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Environments, configuration, catalogues and quotas."""
     env = sub.add_parser("env", help="lab environments").add_subparsers(dest="sub", required=True)
-    add("list", cmd_env_list, "list environments", env)
-    p = add("build", cmd_env_build, "build an environment of the configuration", env)
+    _add(env, "list", cmd_env_list, "list environments")
+    p = _add(env, "build", cmd_env_build, "build an environment (a new name is registered)")
     p.add_argument("name")
     p.add_argument("--from", dest="from_file", help="requirements.txt with extra packages")
+    p.add_argument("--kind", default="release",
+                   choices=["release", "weekly", "daily", "experimental"],
+                   help="release channel of a new environment")  # fmt: skip
+    p.add_argument("--display-name", default="", help="name shown in the menu")
 
     config = sub.add_parser("config", help="the configuration document").add_subparsers(
         dest="sub", required=True
     )
-    add("check", cmd_config_check, "validate the configuration", config)
-    add("reference", cmd_config_reference, "print the configuration reference (Markdown)", config)
+    _add(config, "check", cmd_config_check, "validate the configuration")
+    _add(config, "reference", cmd_config_reference, "print the configuration reference (Markdown)")
 
     catalog = sub.add_parser("catalog", help="catalogues served by TAP").add_subparsers(
         dest="sub", required=True
     )
-    p = add("load", cmd_catalog_load, "load a FITS, VOTable, CSV or Parquet table", catalog)
+    p = _add(catalog, "load", cmd_catalog_load, "load a FITS, VOTable, CSV or Parquet table")
     p.add_argument("file", help="the file, or `hipparcos` for the bundled demo catalogue")
     p.add_argument("--table", required=True, help="schema.name")
     p.add_argument("--ra", help="right ascension column (default: guessed from UCDs and names)")
@@ -364,7 +380,6 @@ def build_parser() -> argparse.ArgumentParser:
     from sciplat.quotas import cli as quota_cli  # noqa: PLC0415
 
     quota_cli.add_parsers(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -432,6 +432,56 @@ class QuotasConfig(_Section):
         return entries
 
 
+class TutorialsConfig(_Section):
+    """Tutorial notebooks: a git repository or a directory, copied read-only into the storage
+    root and linked into every home at each lab start. Users copy a notebook elsewhere in their
+    home to edit it; the shared copy is refreshed and never holds their changes."""
+
+    source: str = Field(
+        "",
+        description=(
+            "A git URL (https://, git@, ssh://, file://, or ending in .git) or an absolute "
+            "directory path; empty: no tutorials."
+        ),
+        examples=["https://github.com/lsst/tutorial-notebooks.git"],
+    )
+    ref: str = Field(
+        "",
+        description="Branch or tag of a git source; empty: the remote's default branch.",
+        examples=["main"],
+    )
+    link: str = Field(
+        "tutorials",
+        description="Name of the link in each home (a user's own file of that name is kept).",
+        examples=["tutorials"],
+    )
+    refresh_seconds: int = Field(
+        300,
+        ge=0,
+        description="A git source is fetched at most this often (at lab starts).",
+        examples=[300],
+    )
+
+    @property
+    def is_git(self) -> bool:
+        """Whether ``source`` names a git repository rather than a directory."""
+        prefixes = ("https://", "http://", "git@", "ssh://", "git://", "file://")
+        return self.source.startswith(prefixes) or self.source.endswith(".git")
+
+    @model_validator(mode="after")
+    def _check(self) -> TutorialsConfig:
+        if self.source and not self.is_git and not self.source.startswith("/"):
+            raise ValueError(
+                f"tutorials.source {self.source!r} is neither a git URL (https://, git@, "
+                "file://, ending in .git) nor an absolute directory path"
+            )
+        if self.source.startswith("-") or self.ref.startswith("-"):
+            raise ValueError("tutorials.source and tutorials.ref cannot start with '-'")
+        if self.link in ("", ".", "..") or "/" in self.link or "\0" in self.link:
+            raise ValueError(f"tutorials.link {self.link!r} must be a plain file name")
+        return self
+
+
 class ServicesConfig(_Section):
     """The platform's own services beside the hub."""
 
@@ -455,6 +505,7 @@ class Config(_Section):
     )
     environments: list[EnvironmentConfig] = Field(default_factory=list)
     volumes: VolumesConfig = Field(default_factory=VolumesConfig)
+    tutorials: TutorialsConfig = Field(default_factory=TutorialsConfig)
     culling: CullingConfig = Field(default_factory=CullingConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)

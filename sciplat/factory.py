@@ -16,6 +16,7 @@ from sciplat.identity.services.users import IdentityService
 from sciplat.identity.storage import database as _identity_tables  # noqa: F401 - registers tables
 from sciplat.identity.storage.accounts import HostAccounts
 from sciplat.labs.backend import LabBackend
+from sciplat.labs.environments import registry
 from sciplat.labs.environments.service import EnvironmentService
 from sciplat.labs.local.backend import LocalBackend
 from sciplat.labs.local.storage import cgroups
@@ -53,6 +54,7 @@ class Factory(Shared):
         """
         data = DataDir(default_data_dir() if root is None else Path(root))
         config = load_config(Path(os.environ.get("SCIPLAT_CONFIG") or data.config))
+        config = registry.merged(config, registry.load(data.environments))
         overrides = {
             key: os.environ[var]
             for key, var in (

@@ -31,6 +31,11 @@ class DataDir:
         return self.root / "jupyterhub.sqlite"
 
     @property
+    def environments(self) -> Path:
+        """Environments registered by `sciplat env build` (merged into the config's)."""
+        return self.root / "environments.yaml"
+
+    @property
     def run(self) -> Path:
         """Pid files, the proxy token and the hub's cookie secret."""
         return self.root / "run"

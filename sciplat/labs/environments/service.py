@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import jupyterhub
@@ -9,7 +10,8 @@ import jupyterhub
 from sciplat.config import Config, EnvironmentConfig
 from sciplat.errors import NotFoundError
 from sciplat.labs.builder import server_command
-from sciplat.labs.environments import storage
+from sciplat.labs.environments import registry, storage
+from sciplat.naming import check_name
 from sciplat.paths import DataDir
 
 
@@ -34,19 +36,44 @@ class EnvironmentService:
     def available(self, env: EnvironmentConfig) -> bool:
         return os.access(server_command(env)[0], os.X_OK)
 
-    def build(self, name: str, extra: list[str] | None = None) -> EnvironmentConfig:
-        """(Re)build environment ``name`` from its configured requirements plus ``extra``.
+    def build(
+        self,
+        name: str,
+        extra: list[str] | None = None,
+        kind: str = "release",
+        display_name: str = "",
+    ) -> EnvironmentConfig:
+        """(Re)build environment ``name``. One the configuration names is rebuilt from its
+        requirements plus ``extra``; a new name is built under ``<volumes.root>/envs/`` and
+        registered (``<data>/environments.yaml``), so it joins the menu after `sciplat reload`.
 
         Raises:
-            NotFoundError: not in the configuration.
+            InvalidNameError: a new name that is not a valid environment name.
             SciplatError: the build failed (see the log it names).
         """
-        env = self.get(name)
+        try:
+            env = self.get(name)
+            registered = False
+        except NotFoundError:
+            check_name(name, "environment")
+            env = EnvironmentConfig.model_validate(
+                {
+                    "name": name,
+                    "display_name": display_name or name,
+                    "kind": kind,
+                    "created": dt.date.today(),
+                    "path": self.config.volumes.root / "envs" / name,
+                    "requirements": list(extra or []),
+                }
+            )
+            extra, registered = [], True
         storage.build_venv(
             env.path,
             [*lab_requirements(), *env.requirements, *(extra or [])],
             self.data.logs / f"env-{name}.log",
         )
+        if registered:
+            registry.register(self.data.environments, env)
         return env
 
     def ensure(self, env: EnvironmentConfig) -> bool:
