@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sciplat.tap.wiring import TapServices
 from sciplat.volumes.service import VolumeService
 from sciplat.volumes.storage_limits import StorageLimits, detect_storage_limits
+from sciplat.volumes.tutorials import TutorialService
 
 
 class Factory(Shared):
@@ -102,6 +103,10 @@ class Factory(Shared):
         return EnvironmentService(self.config, self.data)
 
     @cached_property
+    def tutorials(self) -> TutorialService:
+        return TutorialService(self.config.tutorials, self.config.volumes.root, self.as_root)
+
+    @cached_property
     def quota_resolver(self) -> QuotaResolver:
         return QuotaResolver(self.config.quotas)
 
@@ -120,7 +125,7 @@ class Factory(Shared):
     def labs(self) -> LabService:
         return LabService(
             self.config, self.lab_backend, self.volumes, self.environments, self.data,
-            self.as_root, self.quotas, self.storage_limits,
+            self.as_root, self.quotas, self.storage_limits, self.tutorials,
         )  # fmt: skip
 
     @cached_property

@@ -9,6 +9,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from sciplat.quotas.services.usage import lab_use
 from sciplat.shared import Shared
 from sciplat.volumes.service import VolumeService
 from sciplat.volumes.storage_limits import StorageLimits
+from sciplat.volumes.tutorials import TutorialsError, TutorialService
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class LabService(Shared):
         isolate: bool,
         quotas: QuotaService,
         storage_limits: StorageLimits,
+        tutorials: TutorialService,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -68,6 +71,7 @@ class LabService(Shared):
         self.isolate = isolate
         self.quotas = quotas
         self.storage_limits = storage_limits
+        self.tutorials = tutorials
         self.clock = clock
 
     def size(self, name: str | None) -> SizeConfig:
@@ -193,6 +197,7 @@ class LabService(Shared):
         warning = await asyncio.to_thread(self.storage_limits.warning, user)
         if warning:
             progress(20, warning)
+        await self._tutorials(user, home, progress)
         if opts.reset:
             moved = await asyncio.to_thread(self.volumes.reset_user_env, user)
             progress(25, f"Reset: your settings were moved to {moved}" if moved
@@ -258,6 +263,22 @@ class LabService(Shared):
                     )
                 await asyncio.sleep(interval)
                 interval = min(interval * 1.5, READY_POLL_MAX_SECONDS)
+
+    async def _tutorials(self, user: User, home: Path, progress: Progress) -> None:
+        """Refresh the shared read-only copy of the tutorials and link it into the home. A
+        failure is reported and the lab starts anyway: tutorials are a convenience."""
+        try:
+            version = await asyncio.to_thread(self.tutorials.refresh)
+            if version is None:
+                return
+            owner = (user.uid, user.gid) if self.isolate else (None, None)
+            await asyncio.to_thread(self.tutorials.link_into, home, *owner)
+        except TutorialsError as err:
+            log.warning("tutorials for %s: %s", user.name, err.message)
+            progress(22, f"Tutorials are not available right now: {err.message}")
+            return
+        progress(22, f"Tutorials ({version.name}) are in ~/{self.tutorials.config.link}, "
+                     "read-only: save your own copies elsewhere in your home")  # fmt: skip
 
     def stop_reason(self, state: LabState, status: int) -> str:
         """What to tell a user whose lab ended without being asked to."""
