@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.artifacts import CHROMIUM, screenshot
 from tests.conftest import needs_root
@@ -58,9 +58,19 @@ def test_login_spawns_lab_and_runs_a_cell_as_the_user(platform: Platform, page: 
     screenshot(page, "options-form")
     start.click()
     page.wait_for_url(re.compile(rf"/user/{re.escape(user)}/lab"), timeout=LAB_TIMEOUT_MS)
+    output = run_first_cell(page, CELL_CODE)
+    # The code ran as the user's own host account, and its whole output is those two lines.
+    expect(output).to_have_text(
+        re.compile(rf"^\s*{re.escape(user)}\s+42\s*$"), timeout=KERNEL_TIMEOUT_MS
+    )
+    screenshot(page, "lab-executed-cell")
+
+
+def run_first_cell(page: Page, code: str) -> Locator:
+    """Open a new Python 3 notebook from the launcher, run ``code`` in its first cell, and
+    return the cell's output area."""
     card = page.locator('.jp-LauncherCard[data-category="Notebook"]', has_text="Python 3")
     expect(card.first).to_be_visible(timeout=LAB_TIMEOUT_MS)
-
     card.first.click()
     panel = page.locator(".jp-NotebookPanel").last
     expect(panel.locator(".jp-Notebook")).to_be_visible(timeout=KERNEL_TIMEOUT_MS)
@@ -70,23 +80,17 @@ def test_login_spawns_lab_and_runs_a_cell_as_the_user(platform: Platform, page: 
         re.compile(r"Python 3 \(ipykernel\) \| Idle")
     )
     expect(kernel_idle).to_be_visible(timeout=KERNEL_TIMEOUT_MS)
-
     cell = panel.locator(".jp-Notebook .jp-CodeCell").first
     editor = cell.locator(".jp-InputArea-editor .cm-content")
     editor.click()
     # insert_text, not type: no key events, so the editor's auto-closing brackets can't interfere
-    page.keyboard.insert_text(CELL_CODE)
-    expect(editor).to_have_text(CELL_CODE)
+    page.keyboard.insert_text(code)
+    expect(editor).to_have_text(code)
     page.keyboard.press("Shift+Enter")
-
-    # The code ran as the user's own host account, and its whole output is those two lines.
     expect(cell.locator(".jp-OutputArea-output").first).to_be_visible(timeout=KERNEL_TIMEOUT_MS)
-    expect(cell.locator(".jp-OutputArea")).to_have_text(
-        re.compile(rf"^\s*{re.escape(user)}\s+42\s*$"), timeout=KERNEL_TIMEOUT_MS
-    )
     expect(cell.locator(".jp-InputArea-prompt")).to_have_text(re.compile(r"\[1\]"))
     expect(kernel_idle).to_be_visible(timeout=KERNEL_TIMEOUT_MS)
-    screenshot(page, "lab-executed-cell")
+    return cell.locator(".jp-OutputArea")
 
 
 def test_wrong_password_is_refused_and_starts_no_lab(platform: Platform, page: Page) -> None:

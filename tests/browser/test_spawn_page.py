@@ -3,15 +3,18 @@ the admin page. Screenshots land in test-artifacts/browser/."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.artifacts import CHROMIUM, screenshot
-from tests.browser.test_login_and_lab import LAB_TIMEOUT_MS, log_in
+from tests.browser.test_login_and_lab import LAB_TIMEOUT_MS, log_in, run_first_cell
 from tests.conftest import needs_root
-from tests.support.platform import Platform
+from tests.support.platform import Platform, wait_for
 
 pytestmark = [
     pytest.mark.browser,
@@ -45,6 +48,10 @@ def test_menu_choice_progress_and_admin_page(platform: Platform, page: Page) -> 
         expect(page.locator("#progress-log")).to_contain_text("Identity", timeout=LAB_TIMEOUT_MS)
         screenshot(page, "spawn-progress")
     page.wait_for_url(re.compile(rf"/user/{re.escape(user)}/lab"), timeout=LAB_TIMEOUT_MS)
+    env = next(e for e in platform.config["environments"] if e["name"] == "weekly-clone")
+    output = run_first_cell(page, "import sys; print(sys.prefix)")
+    expect(output).to_have_text(re.compile(rf"^\s*{re.escape(env['path'])}\s*$"))
+    screenshot(page, "lab-weekly-prefix")
 
     page.goto(f"{platform.url}/hub/sciplat/admin")
     row = page.locator("#sciplat-labs tbody tr", has_text=user)
@@ -78,3 +85,36 @@ def test_non_admin_cannot_open_the_admin_page(platform: Platform, page: Page) ->
     response = page.goto(f"{platform.url}/hub/sciplat/admin")
     assert response is not None
     assert response.status == 403
+
+
+def test_reset_from_the_form_moves_settings_aside(platform: Platform, page: Page) -> None:
+    password = "reset page password"
+    user = platform.add_user("tidy", password=password)
+    token = platform.token(user)
+    platform.start_lab(user, token)
+    home = Path(pwd.getpwnam(user).pw_dir)
+    entry = pwd.getpwnam(user)
+    for name in (".jupyter", ".ipython"):
+        (home / name).mkdir(exist_ok=True)
+        (home / name / "settings").write_text("old")
+        for path in (home / name, home / name / "settings"):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    assert platform.api("DELETE", f"/users/{user}/server", token).status_code in (202, 204)
+    wait_for(lambda: not platform.api("GET", f"/users/{user}", token).json()["servers"], 60, 0.2)
+
+    log_in(page, platform, user, password, "reset-login")
+    form = page.locator("#spawn_form")
+    expect(form).to_be_visible(timeout=LAB_TIMEOUT_MS)
+    form.locator("input[name=reset]").check()
+    form.locator("[type=submit]").click()
+    page.wait_for_url(re.compile(rf"/user/{re.escape(user)}/lab"), timeout=LAB_TIMEOUT_MS)
+    output = run_first_cell(
+        page,
+        "import glob, os; moved = glob.glob(os.path.expanduser('~/.user_env.*')); "
+        "print(len(moved), sorted(os.listdir(moved[0])), os.path.exists(os.path.expanduser("
+        "'~/.jupyter/settings')))",
+    )
+    # what the user had (and what the lab itself had made, e.g. .local) moved; nothing left
+    expect(output).to_have_text(
+        re.compile(r"^\s*1 \['\.ipython', '\.jupyter'(, '[^']+')*\] False\s*$")
+    )
