@@ -47,7 +47,8 @@ class Factory(Shared):
         """Load ``sciplat.yaml`` from the data directory (default: see paths.default_data_dir).
 
         ``$SCIPLAT_CONFIG`` names another document; ``$SCIPLAT_BIND``, ``$SCIPLAT_PORT``,
-        ``$SCIPLAT_HUB_PORT`` and ``$SCIPLAT_PROXY_API_PORT`` override those ``hub`` keys (how
+        ``$SCIPLAT_HUB_PORT`` and ``$SCIPLAT_PROXY_API_PORT`` override those ``hub`` keys, and
+        ``$SCIPLAT_TAP_PORT`` the TAP service's port (how
         ``sciplat up --bind/--port`` reach the hub, and how several instances share a host).
 
         Raises:
@@ -69,6 +70,13 @@ class Factory(Shared):
         if overrides:
             hub = config.hub.model_validate({**config.hub.model_dump(), **overrides})
             config = config.model_copy(update={"hub": hub})
+        if os.environ.get("SCIPLAT_TAP_PORT"):
+            tap = config.services.tap.model_copy(
+                update={"port": int(os.environ["SCIPLAT_TAP_PORT"])}
+            )
+            config = config.model_copy(
+                update={"services": config.services.model_copy(update={"tap": tap})}
+            )
         return cls(data, config, os.environ.get("SCIPLAT_CGROUP_PARENT", "sciplat"))
 
     @property

@@ -24,7 +24,10 @@ garbage line
 def test_parse_mountinfo():
     entries = mounts.parse_mountinfo(MOUNTINFO)
     assert [e.mount_point for e in entries] == [
-        Path("/"), Path("/proc"), Path("/srv"), Path("/srv/home/al ice")
+        Path("/"),
+        Path("/proc"),
+        Path("/srv"),
+        Path("/srv/home/al ice"),
     ]
     srv = entries[2]
     assert (srv.fstype, srv.source) == ("xfs", "/dev/mapper/srv")
