@@ -110,5 +110,17 @@ def configure_hub(c: Any, factory: Factory) -> None:
             }
         )
         roles.append({"name": "user", "scopes": ["self", "access:services!service=tap"]})
+        # the lab's own token ($JUPYTERHUB_API_TOKEN) reaches TAP too, so pyvo in a notebook
+        # works with no configuration (JupyterHub's default server scopes plus TAP)
+        roles.append(
+            {
+                "name": "server",
+                "scopes": [
+                    "users:activity!user",
+                    "access:servers!server",
+                    "access:services!service=tap",
+                ],
+            }
+        )
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles

@@ -96,3 +96,24 @@ def test_quotas_throttle_requests_and_cap_rows(tap_platform: Platform) -> None:
     )
     assert len(result.to_table()) == 5
     assert result.query_status == "OVERFLOW"
+
+
+def test_tap_from_a_lab_works_with_the_labs_own_token(tap_platform: Platform) -> None:
+    from tests.support.kernel import LabKernel
+
+    p = tap_platform
+    user = p.add_user("notebook")
+    token = p.token(user)
+    p.start_lab(user, token)
+    kernel = LabKernel(p.url, user, token)
+    try:
+        out = kernel.run(
+            "import os, urllib.request\n"
+            "req = urllib.request.Request("
+            f"'{p.url}/api/tap/sync?LANG=ADQL&FORMAT=csv&QUERY=SELECT%20TOP%202%20hip%20FROM%20hipparcos.main',"
+            " headers={'Authorization': 'Bearer ' + os.environ['JUPYTERHUB_API_TOKEN']})\n"
+            "print(urllib.request.urlopen(req).read().decode().splitlines()[0])"
+        )
+    finally:
+        kernel.close()
+    assert out.strip() == '"hip"'  # the CSV header
