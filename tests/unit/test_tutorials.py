@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import shutil
 import stat
-import string
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +16,7 @@ from pydantic import ValidationError
 from sciplat.config import TutorialsConfig
 from sciplat.volumes.tutorials import TutorialsError, TutorialService
 from tests.conftest import needs_root
+from tests.support.storage import scratch_root
 
 pytestmark = needs_root  # the storage root lives under /srv, owners are set with chown
 
@@ -35,15 +33,8 @@ class Clock:
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    """A fresh /srv/sciplat-unit-tut-<rand> (not /tmp: labs replace /tmp)."""
-    suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(6))
-    path = Path(f"/srv/sciplat-unit-tut-{suffix}")
-    path.mkdir(mode=0o755)
-    os.chmod(path, 0o755)
-    try:
+    with scratch_root("sciplat-unit-tut") as path:
         yield path
-    finally:
-        shutil.rmtree(path)
 
 
 @pytest.fixture

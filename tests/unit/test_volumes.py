@@ -6,7 +6,6 @@ import os
 import secrets
 import shutil
 import stat
-import string
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from sciplat.errors import StorageError
 from sciplat.identity.models import Group, User
 from sciplat.volumes.service import VolumeService
 from tests.conftest import needs_root
+from tests.support.storage import scratch_root
 
 pytestmark = needs_root
 
@@ -32,15 +32,8 @@ def user(*groups: Group) -> User:
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    """A fresh directory /srv/sciplat-unit-<rand> (not /tmp: the code refuses it as root)."""
-    suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(6))
-    path = Path(f"/srv/sciplat-unit-{suffix}")
-    path.mkdir(mode=0o755)
-    os.chmod(path, 0o755)
-    try:
+    with scratch_root("sciplat-unit") as path:
         yield path
-    finally:
-        shutil.rmtree(path)
 
 
 @pytest.fixture
