@@ -7,7 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.platform import Platform, remove_test_accounts, running_platform
+from tests.support.platform import (
+    Platform,
+    remove_test_accounts,
+    remove_test_cgroups,
+    running_platform,
+)
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0,
@@ -16,11 +21,15 @@ needs_root = pytest.mark.skipif(
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    remove_test_accounts()
+    if os.geteuid() == 0:
+        remove_test_accounts()
+        remove_test_cgroups()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    remove_test_accounts()
+    if os.geteuid() == 0:
+        remove_test_accounts()
+        remove_test_cgroups()
 
 
 @pytest.fixture(scope="module")

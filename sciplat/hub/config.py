@@ -17,6 +17,8 @@ from sciplat.hub.authenticators import SciplatLocalAuthenticator
 from sciplat.hub.spawner import SciplatSpawner
 
 TEMPLATES = Path(__file__).parent / "templates"
+#: Prefix of every managed service's command: the service ends with the hub (service_exec.py).
+SERVICE_EXEC = [sys.executable, "-m", "sciplat.hub.service_exec"]
 
 
 def public_url(factory: Factory) -> str:
@@ -84,7 +86,7 @@ def configure_hub(c: Any, factory: Factory) -> None:
             {
                 "name": "idle-culler",
                 "command": [
-                    sys.executable, "-m", "jupyterhub_idle_culler",
+                    *SERVICE_EXEC, sys.executable, "-m", "jupyterhub_idle_culler",
                     f"--timeout={cull.idle_timeout or 10**9}",
                     f"--cull-every={cull.every}",
                     f"--max-age={cull.max_age}",
@@ -105,7 +107,14 @@ def configure_hub(c: Any, factory: Factory) -> None:
             {
                 "name": "tap",
                 "url": f"http://127.0.0.1:{tap.port}",
-                "command": [sys.executable, "-m", "sciplat.tap", "--data-dir", str(data.root)],
+                "command": [
+                    *SERVICE_EXEC,
+                    sys.executable,
+                    "-m",
+                    "sciplat.tap",
+                    "--data-dir",
+                    str(data.root),
+                ],
                 "environment": {"SCIPLAT_DATA_DIR": str(data.root)},
             }
         )

@@ -9,11 +9,7 @@ which is where tokens are checked unless ``hub_api_url`` says otherwise.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
-import os
-import signal
-import sys
 from pathlib import Path
 
 import uvicorn
@@ -22,8 +18,6 @@ from sciplat.paths import default_data_dir
 from sciplat.tap.app import create_app
 from sciplat.tap.config import TapConfig
 from sciplat.tap.wiring import TapServices, build_tap
-
-PR_SET_PDEATHSIG = 1
 
 
 def build_services(data_dir: Path, config_json: str = "") -> tuple[TapServices, TapConfig]:
@@ -43,17 +37,6 @@ def build_services(data_dir: Path, config_json: str = "") -> tuple[TapServices, 
     return factory.tap, factory.config.services.tap
 
 
-def die_with_parent() -> None:
-    """End this service when the hub that started it ends, even by SIGKILL (Linux
-    PR_SET_PDEATHSIG): a hub restarted by the supervisor starts a new one on the same port."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the hub died before the line above
-        raise SystemExit(0)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m sciplat.tap")
@@ -61,14 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config-json", default="", help="a TapConfig as JSON (tests, bench)")
-    parser.add_argument(
-        "--standalone",
-        action="store_true",
-        help="keep running when the parent process ends (tests, bench)",
-    )
     args = parser.parse_args(argv)
-    if not args.standalone:
-        die_with_parent()
     data_dir = args.data_dir or default_data_dir()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     services, config = build_services(data_dir, args.config_json)

@@ -143,6 +143,18 @@ def remove_test_accounts() -> None:
             subprocess.run(["groupdel", g.gr_name], capture_output=True, check=False)
 
 
+def remove_test_cgroups(run_id: str | None = None) -> None:
+    """Remove the (empty) parent cgroups of test platforms: one run's, or every finished
+    run's (whose storage is gone)."""
+    live = {p.name for p in TEST_STORAGE.iterdir()} if TEST_STORAGE.exists() else set()
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        for parent in hierarchy.glob("sciplat-test-*") if hierarchy.is_dir() else ():
+            rid = parent.name.removeprefix("sciplat-test-")
+            if (run_id is None and rid not in live) or rid == run_id:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+
+
 @dataclass
 class Platform:
     """One platform instance's files and settings; :meth:`up` starts it."""
@@ -345,3 +357,4 @@ def running_platform(**overrides: Any) -> Iterator[Platform]:
             shutil.copytree(platform.data_dir / "logs", keep, dirs_exist_ok=True)
             shutil.copy2(root / "up.log", keep / "up.log")
         shutil.rmtree(root, ignore_errors=True)
+        remove_test_cgroups(run_id)

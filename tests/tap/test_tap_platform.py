@@ -4,12 +4,14 @@ and pyvo queries it with a user's JupyterHub token."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import pyvo
 import requests
 
+from sciplat.labs.local.storage.processes import start_time
 from tests.conftest import needs_root
 from tests.support.platform import Platform, free_ports, running_platform, wait_for
 
@@ -117,3 +119,23 @@ def test_tap_from_a_lab_works_with_the_labs_own_token(tap_platform: Platform) ->
     finally:
         kernel.close()
     assert out.strip() == '"hip"'  # the CSV header
+
+
+def test_services_end_with_a_killed_hub_and_come_back(tap_platform: Platform) -> None:
+    import os
+    import signal
+
+    p = tap_platform
+    hub = p.pid("hub")
+    children = Path(f"/proc/{hub}/task/{hub}/children").read_text().split()
+    services = [int(c) for c in children
+                if "sciplat.tap" in Path(f"/proc/{c}/cmdline").read_text()]  # fmt: skip
+    assert services, "the hub runs the TAP service"
+    os.kill(hub, signal.SIGKILL)
+    wait_for(lambda: all(start_time(pid) is None for pid in services), 30, 0.1,
+             "the TAP service to end with its hub")  # fmt: skip
+    wait_for(lambda: p.pid("hub") != hub and p.ready(), 60, 0.2, "the hub to be restarted")
+    wait_for(
+        lambda: httpx.get(f"{p.url}/api/tap/availability", timeout=5).status_code == 200,
+        120, 0.5, "a new TAP service",
+    )  # fmt: skip
