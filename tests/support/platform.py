@@ -143,6 +143,14 @@ def remove_test_accounts() -> None:
             subprocess.run(["groupdel", g.gr_name], capture_output=True, check=False)
 
 
+def mounts_under(root: Path) -> list[Path]:
+    """Mount points below ``root`` in this mount namespace, deepest first."""
+    prefix = str(root).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return sorted((Path(p) for p in points if p.startswith(prefix)), key=lambda p: -len(p.parts))
+
+
 def remove_test_cgroups(run_id: str | None = None) -> None:
     """Remove the (empty) parent cgroups of test platforms: one run's, or every finished
     run's (whose storage is gone)."""
@@ -356,5 +364,9 @@ def running_platform(**overrides: Any) -> Iterator[Platform]:
         with contextlib.suppress(OSError):
             shutil.copytree(platform.data_dir / "logs", keep, dirs_exist_ok=True)
             shutil.copy2(root / "up.log", keep / "up.log")
+        left = mounts_under(root)
+        for point in left:  # `sciplat down` releases home images; never delete into a mount
+            subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
         remove_test_cgroups(run_id)
+        assert not left, f"sciplat down left mounts behind: {left}"
