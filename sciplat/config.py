@@ -8,73 +8,27 @@ the field path, the bad value and what is allowed.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
 
+from sciplat.configbase import Bytes, parse_bytes
+from sciplat.configbase import Section as _Section
 from sciplat.errors import ConfigError
 from sciplat.naming import NAME_PATTERN
+from sciplat.quotas.config import QuotaLimits, QuotasConfig
 from sciplat.tap.config import TapConfig
 
-_UNITS = {
-    "": 1,
-    "k": 1000,
-    "m": 1000**2,
-    "g": 1000**3,
-    "t": 1000**4,
-    "ki": 1024,
-    "mi": 1024**2,
-    "gi": 1024**3,
-    "ti": 1024**4,
-}
-_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
-
-
-def parse_bytes(value: object) -> int:
-    """Turn ``4GiB``, ``512M``, ``1.5G`` or an integer into a number of bytes.
-
-    Raises:
-        ValueError: the value is not a size; the message lists the accepted forms.
-    """
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 4GiB, 512MiB or a number of bytes")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        match = _QUANTITY.match(value)
-        if match:
-            unit = (match.group(2) or "").lower()
-            return int(float(match.group(1)) * _UNITS[unit])
-    raise ValueError(f"{value!r} is not a size: write e.g. 4GiB, 512MiB, 2G or a number of bytes")
-
-
-Bytes = Annotated[int, BeforeValidator(parse_bytes)]
-
-
-def _none_or(value: object, handler: ValidatorFunctionWrapHandler) -> object:
-    return None if value is None else handler(value)
-
-
-#: A size or None (absent); parsed by parse_bytes like :data:`Bytes`.
-OptionalBytes = Annotated[int | None, BeforeValidator(parse_bytes), WrapValidator(_none_or)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# section models that live beside their service, and the size parser, are part of this API
+__all__ = ["Config", "ConfigError", "QuotaLimits", "QuotasConfig", "TapConfig", "parse_bytes"]
 
 
 class LocalAuth(_Section):
@@ -351,85 +305,6 @@ class HubConfig(_Section):
         description="configurable-http-proxy command; default: the one `make up` installed.",
     )
     spawn_timeout: int = Field(120, ge=5, description="Seconds a lab may take to answer.")
-
-
-class QuotaLimits(_Section):
-    """Limits for one user, group or the default. Every key is optional; 0 means not allowed."""
-
-    labs: int | None = Field(
-        None, ge=0, description="Labs a user may run at the same time.", examples=[2]
-    )
-    cores: float | None = Field(
-        None, ge=0, description="CPU cores in total over a user's running labs.", examples=[4]
-    )
-    memory: OptionalBytes = Field(
-        None, ge=0, description="Memory in total over a user's running labs.", examples=["8GiB"]
-    )
-    storage: OptionalBytes = Field(
-        None, ge=0, description="Size of the user's home directory.", examples=["10GiB"]
-    )
-    group_storage: OptionalBytes = Field(
-        None, ge=0, description="Size of each group directory.", examples=["100GiB"]
-    )
-    dask_workers: int | None = Field(
-        None, ge=0, description="Dask workers in total over a user's clusters.", examples=[8]
-    )
-    dask_cores: float | None = Field(
-        None, ge=0, description="CPU cores in total over a user's Dask workers.", examples=[16]
-    )
-    dask_memory: OptionalBytes = Field(
-        None, ge=0, description="Memory in total over a user's Dask workers.", examples=["32GiB"]
-    )
-    jobs: int | None = Field(
-        None, ge=0, description="Headless notebook runs at the same time.", examples=[4]
-    )
-    query_rows: int | None = Field(
-        None, ge=0, description="Rows one catalogue (TAP) query may return.", examples=[1000000]
-    )
-    query_seconds: float | None = Field(
-        None, ge=0, description="Seconds one catalogue (TAP) query may run.", examples=[600]
-    )
-    table_storage: OptionalBytes = Field(
-        None, ge=0, description="Size of the user's own catalogue tables.", examples=["5GiB"]
-    )
-    api_rate: int | None = Field(
-        None, ge=0, description="API requests per minute, per service.", examples=[600]
-    )
-
-
-class QuotasConfig(_Section):
-    """What each user may use. For each key, in order: a user override (``users.<name>``) wins
-    over everything; otherwise the most generous of ``default`` and the grants of the user's
-    groups (``groups.<name>``) applies, so a group can raise a limit above the default but
-    never lower it (a group's key counts only if that group sets it); a key absent everywhere
-    is unlimited. Only a user override can set a limit below the default."""
-
-    default: QuotaLimits = Field(
-        default_factory=QuotaLimits,
-        description="Limits of every user, unless a group or user entry says otherwise.",
-        examples=[{"labs": 1, "cores": 2, "memory": "8GiB", "storage": "10GiB"}],
-    )
-    groups: dict[str, QuotaLimits] = Field(
-        default_factory=dict,
-        description="Grants per group; members get the most generous grant of their groups.",
-        examples=[{"astro": {"cores": 8, "storage": "50GiB"}}],
-    )
-    users: dict[str, QuotaLimits] = Field(
-        default_factory=dict,
-        description="Overrides per user; they win over the default and every group.",
-        examples=[{"alice": {"storage": "200GiB"}}],
-    )
-
-    @field_validator("groups", "users")
-    @classmethod
-    def _valid_names(cls, entries: dict[str, QuotaLimits]) -> dict[str, QuotaLimits]:
-        bad = sorted(name for name in entries if not re.match(NAME_PATTERN, name))
-        if bad:
-            raise ValueError(
-                f"not a valid user or group name: {', '.join(bad)} (lower case letters, "
-                "digits, - and _, starting with a letter)"
-            )
-        return entries
 
 
 class TutorialsConfig(_Section):

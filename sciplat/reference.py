@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,8 +15,9 @@ from sciplat.config import Config, parse_bytes
 
 def _type_name(annotation: Any) -> str:
     text = annotation.__name__ if inspect.isclass(annotation) else str(annotation)
-    for prefix in ("typing.", "pathlib.", "datetime.", "sciplat.config."):
+    for prefix in ("typing.", "pathlib.", "datetime."):
         text = text.replace(prefix, "")
+    text = re.sub(r"sciplat(\.\w+)*\.(?=[A-Z])", "", text)  # sciplat.x.y.Model -> Model
     return text.replace("NoneType", "None")
 
 

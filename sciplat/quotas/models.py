@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sciplat.config import QuotaLimits
+from sciplat.quotas.config import QuotaLimits
 
 Number = int | float
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sciplat.config import QuotaLimits, QuotasConfig
+from sciplat.quotas.config import QuotaLimits, QuotasConfig
 from sciplat.quotas.models import DEFAULT, QUOTA_KEYS, UNLIMITED, EffectiveQuota, Limit, Number
 
 
