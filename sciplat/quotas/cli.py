@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from sciplat.config import Config
-from sciplat.errors import SciplatError
 from sciplat.identity.services.users import IdentityService
 from sciplat.paths import DataDir
 from sciplat.quotas.models import UNLIMITED, EffectiveQuota, LabUse, QuotaReport, format_amount
@@ -17,7 +16,6 @@ from sciplat.quotas.services.quotas import QuotaCheck, QuotaService
 from sciplat.quotas.services.usage import labs_by_user
 
 
-@runtime_checkable
 class QuotaWiring(Protocol):
     """What these commands need from :class:`sciplat.factory.Factory`."""
 
@@ -34,10 +32,7 @@ class QuotaWiring(Protocol):
 def _wiring(args: argparse.Namespace) -> QuotaWiring:
     from sciplat.factory import Factory  # noqa: PLC0415 - the factory imports every service
 
-    factory = Factory.from_data_dir(args.data_dir)
-    if not isinstance(factory, QuotaWiring):
-        raise SciplatError("this sciplat has no quota service: Factory.quotas is not wired")
-    return factory
+    return Factory.from_data_dir(args.data_dir)
 
 
 def running_labs(wiring: QuotaWiring) -> dict[str, list[LabUse]]:

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from functools import cached_property
 from pathlib import Path
 
 import pytest
 
-from sciplat.errors import ConfigError, NotFoundError, SciplatError
+from sciplat.errors import ConfigError, NotFoundError
 from sciplat.factory import Factory
 from sciplat.quotas import cli
 from sciplat.quotas.models import LabUse
-from sciplat.quotas.services.quotas import QuotaService, storage_limit_of
-from sciplat.quotas.services.resolver import QuotaResolver
-from sciplat.quotas.services.usage import UsageService, lab_use
-from sciplat.volumes.storage_limits import StorageLimits, detect_storage_limits
+from sciplat.quotas.services.usage import lab_use
 
 CONFIG = """\
 identity:
@@ -40,32 +36,13 @@ quotas:
 """
 
 
-class WiredFactory(Factory):
-    """Factory plus the quota wiring proposed for sciplat/factory.py."""
-
-    @cached_property
-    def quota_resolver(self) -> QuotaResolver:
-        return QuotaResolver(self.config.quotas)
-
-    @cached_property
-    def storage_limits(self) -> StorageLimits:
-        limit_of = storage_limit_of(self.quota_resolver)
-        return detect_storage_limits(self.config.volumes, self.as_root, limit_of)
-
-    @cached_property
-    def quotas(self) -> QuotaService:
-        usage = UsageService(self.config.volumes, self.storage_limits)
-        return QuotaService(self.quota_resolver, usage, self.storage_limits)
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("SCIPLAT_CONFIG", raising=False)
-    monkeypatch.setattr("sciplat.factory.Factory", WiredFactory)
     data = tmp_path / "data"
     data.mkdir()
     (data / "sciplat.yaml").write_text(CONFIG.format(root=tmp_path / "storage"))
-    factory = WiredFactory.from_data_dir(data)
+    factory = Factory.from_data_dir(data)
     factory.identity.sync_config_groups()
     factory.identity.add_user("alice", ["astro"])
     factory.identity.add_user("bob")
@@ -145,16 +122,7 @@ def test_check_rejects_an_invalid_document(data_dir):
         parsed.handler(parsed)
 
 
-def test_unwired_factory_is_a_clear_error(data_dir, monkeypatch):
-    monkeypatch.setattr("sciplat.factory.Factory", Factory)
-    parsed = args(data_dir, "quota", "check")
-    if hasattr(Factory, "quotas"):
-        pytest.skip("factory.py has the quota wiring")
-    with pytest.raises(SciplatError, match=r"Factory\.quotas is not wired"):
-        parsed.handler(parsed)
-
-
 def test_lab_use_of_a_size(data_dir):
-    config = WiredFactory.from_data_dir(data_dir).config
+    config = Factory.from_data_dir(data_dir).config
     assert lab_use("medium", config) == LabUse(2, 8 * 1024**3)
     assert lab_use("gone", config) == LabUse(1, 4 * 1024**3)  # counts as the default size
