@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from sciplat.labs.local.storage.processes import start_time
 from tests.conftest import needs_root
 from tests.support.kernel import KernelError, LabKernel
 from tests.support.platform import Platform, running_platform, wait_for
@@ -123,17 +124,20 @@ def test_reload_applies_new_quotas_and_keeps_running_labs(quota_platform: Platfo
     user = p.add_user("grower")
     token = p.token(user)
     p.start_lab(user, token)
-    cgroup = f"/sys/fs/cgroup/pids/sciplat-test-{p.run_id}/{user}/cgroup.procs"
-    with open(cgroup) as f:
-        before = set(f.read().split())
+    admin = p.token(p.add_user("reloadadmin", admin=True), "--admin")
+
+    def lab_pid() -> int:
+        return int(p.lab_state(user, admin)["servers"][""]["state"]["lab"]["pid"])
+
+    before = lab_pid()
     assert p.api("POST", f"/users/{user}/servers/two", token).status_code == 403
 
     p.config["quotas"]["users"][user] = {"labs": 2, "cores": 1, "memory": "1GiB"}
     p.write_config()
     assert "labs kept running" in p.sciplat("reload").stdout
     p.start_lab(user, token, server="two")
-    with open(cgroup) as f:
-        assert before <= set(f.read().split()), "the first lab was restarted"
+    assert lab_pid() == before, "the first lab was restarted"
+    assert start_time(before) is not None, "the first lab is gone"
 
     # lowering the quota below current use blocks new labs but stops none
     p.config["quotas"]["users"][user] = {"labs": 0}
