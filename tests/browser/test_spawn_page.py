@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.artifacts import CHROMIUM, screenshot
 from tests.browser.test_login_and_lab import LAB_TIMEOUT_MS, log_in, run_first_cell
 from tests.conftest import needs_root
-from tests.support.platform import Platform, wait_for
+from tests.support.platform import Platform
 
 pytestmark = [
     pytest.mark.browser,
@@ -99,8 +99,7 @@ def test_reset_from_the_form_moves_settings_aside(platform: Platform, page: Page
         (home / name / "settings").write_text("old")
         for path in (home / name, home / name / "settings"):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-    assert platform.api("DELETE", f"/users/{user}/server", token).status_code in (202, 204)
-    wait_for(lambda: not platform.api("GET", f"/users/{user}", token).json()["servers"], 60, 0.2)
+    platform.stop_lab(user, token)
 
     log_in(page, platform, user, password, "reset-login")
     form = page.locator("#spawn_form")

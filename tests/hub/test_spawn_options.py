@@ -118,8 +118,7 @@ def test_reset_moves_settings_aside_and_deletes_nothing(platform: Platform) -> N
         )
     finally:
         kernel.close()
-    assert platform.api("DELETE", f"/users/{user}/server", token).status_code in (202, 204)
-    wait_for(lambda: not platform.api("GET", f"/users/{user}", token).json()["servers"], 60, 0.2)
+    platform.stop_lab(user, token)
     platform.start_lab(user, token, reset="1")
     kernel = LabKernel(platform.url, user, token)
     try:
@@ -188,7 +187,6 @@ def test_a_lab_that_died_is_explained_on_the_next_spawn_page(platform: Platform)
     assert "Your last lab stopped unexpectedly" in page
     # a successful start clears the notice
     platform.start_lab(user, token)
-    assert platform.api("DELETE", f"/users/{user}/server", token).status_code in (202, 204)
-    wait_for(lambda: not platform.api("GET", f"/users/{user}", token).json()["servers"], 60, 0.2)
+    platform.stop_lab(user, token)
     with session(platform, user, "crash-password") as client:
         assert "sciplat-last-stop" not in client.get("/hub/spawn").text

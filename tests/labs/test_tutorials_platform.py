@@ -15,7 +15,6 @@ from tests.support.platform import (
     Platform,
     random_suffix,
     running_platform,
-    wait_for,
 )
 
 pytestmark = [needs_root, pytest.mark.slow]
@@ -71,8 +70,7 @@ def test_tutorials_appear_read_only_and_refresh(tutorial_platform: Platform, rep
     (repo / "02-tap.ipynb").write_text("{}")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "second")
-    assert p.api("DELETE", f"/users/{user}/server", token).status_code in (202, 204)
-    wait_for(lambda: not p.api("GET", f"/users/{user}", token).json()["servers"], 60, 0.2)
+    p.stop_lab(user, token)
     p.start_lab(user, token)
     kernel = LabKernel(p.url, user, token)
     try:

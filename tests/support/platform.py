@@ -272,6 +272,14 @@ class Platform:
             120, 0.1, f"the lab of {user}",
         )  # fmt: skip
 
+    def stop_lab(self, user: str, token: str) -> None:
+        """Ask the hub to stop the user's default lab and wait until it is gone."""
+        r = self.api("DELETE", f"/users/{user}/server", token)
+        if r.status_code not in (202, 204):
+            raise AssertionError(f"stop of {user} refused: {r.status_code} {r.text}")
+        wait_for(lambda: not self.api("GET", f"/users/{user}", token).json()["servers"],
+                 60, 0.2, f"the lab of {user} to stop")  # fmt: skip
+
     def lab_get(self, path: str, token: str) -> httpx.Response:
         return httpx.get(
             f"{self.url}{path}", headers={"Authorization": f"token {token}"}, timeout=30

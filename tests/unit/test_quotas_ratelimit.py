@@ -7,14 +7,7 @@ import pytest
 from sciplat.errors import ThrottledError
 from sciplat.quotas.errors import QuotaExceededError
 from sciplat.quotas.services.ratelimit import RateLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture

@@ -16,19 +16,12 @@ from pydantic import ValidationError
 from sciplat.config import TutorialsConfig
 from sciplat.volumes.tutorials import TutorialsError, TutorialService
 from tests.conftest import needs_root
+from tests.support.clock import Clock
 from tests.support.storage import scratch_root
 
 pytestmark = needs_root  # the storage root lives under /srv, owners are set with chown
 
 NOBODY = 65534
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
