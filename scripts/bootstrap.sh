@@ -28,6 +28,14 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# Debian 12's pgSphere 1.2.0 cannot be created on PostgreSQL >= 15.9 (stricter commutator check):
+# two obsolete DaCHS operators @(bigint|spoint, smoc) conflict. Upstream dropped them in 1.4
+# (postgrespro/pgsphere#85, #92); do the same to the packaged install script.
+sphere=/usr/share/postgresql/15/extension/pg_sphere--1.2.0.sql
+if [ "$mode" = test ] && [ "$(id -u)" = 0 ] && grep -q 'PROCEDURE  = healpix_subset_smoc' "$sphere" 2>/dev/null; then
+  echo "bootstrap: removing pgSphere 1.2.0's obsolete smoc @ operators (pgsphere#85)"
+  perl -0pi -e 's/CREATE OPERATOR @ \(\n   LEFTARG    = (?:bigint|spoint),\n   RIGHTARG   = smoc,\n.*?\n\);\n//gs' "$sphere"
+fi
 
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $PYTHON"
