@@ -32,7 +32,7 @@ fi
 # two obsolete DaCHS operators @(bigint|spoint, smoc) conflict. Upstream dropped them in 1.4
 # (postgrespro/pgsphere#85, #92); do the same to the packaged install script.
 sphere=/usr/share/postgresql/15/extension/pg_sphere--1.2.0.sql
-if [ "$mode" = test ] && [ "$(id -u)" = 0 ] && grep -q '^CREATE OPERATOR @ ($' "$sphere" 2>/dev/null; then
+if [ "$mode" = test ] && [ "$(id -u)" = 0 ] && grep -qzP 'CREATE OPERATOR @ \(\n   LEFTARG    = bigint,\n   RIGHTARG   = smoc' "$sphere" 2>/dev/null; then
   echo "bootstrap: removing pgSphere 1.2.0's obsolete smoc @ operators (pgsphere#85)"
   perl -0pi -e 's/CREATE OPERATOR @ \(\n   LEFTARG    = (?:bigint|spoint),\n   RIGHTARG   = smoc,\n.*?\n\);\n//gs' "$sphere"
 fi
