@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from sciplat.tap.models.catalogue import (
     SpatialIndex,
     TableInfo,
 )
-from sciplat.tap.storage.backend import CatalogueBackend
+from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel
 from sciplat.tap.tap_schema import SCHEMA, build_rows, read_catalogue, with_tap_schema
 
 _META = "sciplat_meta"
@@ -44,6 +45,8 @@ def _q(name: str) -> str:
 
 class DuckDBBackend(CatalogueBackend):
     """Catalogue tables in a DuckDB file; see the module docstring for the layout."""
+
+    upload_schema = "temp.main"  # views registered on a cursor live there, for it alone
 
     def __init__(
         self,
@@ -91,22 +94,45 @@ class DuckDBBackend(CatalogueBackend):
     def catalogue(self) -> Catalogue:
         return self._connection()[1]
 
-    def run(self, sql: str, timeout: float) -> pa.Table:
+    def run(
+        self,
+        sql: str,
+        timeout: float,
+        uploads: Mapping[str, pa.Table] | None = None,
+        cancel: QueryCancel | None = None,
+    ) -> pa.Table:
         con, _ = self._connection()
         cursor = con.cursor()
-        timer = threading.Timer(timeout, cursor.interrupt)
+        timed_out = threading.Event()
+
+        def on_timeout() -> None:
+            timed_out.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(timeout, on_timeout)
         timer.start()
+        unregister = cancel.on_set(cursor.interrupt) if cancel is not None else None
         try:
+            if cancel is not None and cancel.is_set:
+                raise QueryFailedError("the query was aborted")
+            # uploads are Arrow views in this cursor's temp.main: no other cursor sees them
+            # and they go with the cursor; file access stays off (they are read from memory)
+            for name, data in (uploads or {}).items():
+                cursor.register(name, data)
             return cursor.sql(sql).to_arrow_table()
         except duckdb.InterruptException as exc:
+            if not timed_out.is_set():
+                raise QueryFailedError("the query was aborted") from exc
             raise QueryFailedError(
                 f"the query ran longer than {timeout:g} s and was stopped: narrow it (a smaller "
-                "region, TOP n, fewer columns) or use the asynchronous endpoint when it exists"
+                "region, TOP n, fewer columns) or run it as an asynchronous job (/async)"
             ) from exc
         except duckdb.Error as exc:
             raise QueryFailedError(f"the database could not run the query: {_clean(exc)}") from exc
         finally:
             timer.cancel()
+            if unregister is not None:
+                unregister()
             cursor.close()
 
     def load_table(self, info: TableInfo, schema: SchemaInfo, data: pa.Table) -> int:
