@@ -104,8 +104,9 @@ def test_distance_and_coord_functions(catalogue: Catalogue) -> None:
         ("SELECT POINT(ra, dec) FROM hipparcos.main", "geometry values can only be used"),
         ("SELECT hip FROM hipparcos.main WHERE 1 = CONTAINS(POINT('GALACTIC', ra, dec), "
          "CIRCLE(1, 2, 3))", "only ICRS"),
-        ("SELECT hip FROM hipparcos.main WHERE 1 = CONTAINS(POINT(ra, dec), BOX(1, 2, 3, 4))",
-         "BOX is deprecated"),
+        ("SELECT hip FROM hipparcos.main WHERE 1 = CONTAINS(POINT(ra, dec), BOX(ra, 2, 3, 4))",
+         "BOX takes numbers"),
+        ("SELECT AREA(POINT(1, 2)) FROM hipparcos.main", "a POINT has no area"),
     ],
 )  # fmt: skip
 def test_unsupported_geometry(catalogue: Catalogue, query: str, message: str) -> None:

@@ -1,4 +1,4 @@
-"""ADQL geometry (POINT, CIRCLE, POLYGON; CONTAINS, INTERSECTS, DISTANCE, COORD1/2) → SQL.
+"""ADQL geometry (POINT, CIRCLE, POLYGON, BOX; CONTAINS, INTERSECTS, DISTANCE, AREA...) → SQL.
 
 :func:`rewrite_geometry` finds the geometry calls in a resolved tree and asks a
 :class:`GeometrySql` (one per backend) for plain SQL. Geometry values themselves (a POINT in the
@@ -7,15 +7,19 @@ SELECT list, say) are refused: the backends here have no geometry type.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import numpy as np
 from sqlglot import exp
 
 from sciplat.tap.errors import AdqlSyntaxError, AdqlUnsupportedError
 
+#: Set in ``node.meta`` of a backend's own SQL function that shares an ADQL name (pgSphere's
+#: ``area``), so it is not mistaken for a geometry value left in the query.
+GENERATED: Final = "sciplat_generated"
 _CONSTRUCTORS: Final = frozenset(
     {"POINT", "CIRCLE", "POLYGON", "BOX", "AREA", "CENTROID", "REGION"}
 )
@@ -50,6 +54,19 @@ class GeometrySql(Protocol):
 
     def distance(self, a: Point, b: Point) -> exp.Expr:
         """The great-circle distance in degrees."""
+        ...
+
+
+@runtime_checkable
+class RegionSql(Protocol):
+    """What a backend with a spherical-geometry type (pgSphere) adds to :class:`GeometrySql`."""
+
+    def intersects(self, a: Circle | Polygon, b: Circle | Polygon) -> exp.Expr:
+        """A boolean: the two regions overlap."""
+        ...
+
+    def area(self, shape: Circle | Polygon) -> exp.Expr:
+        """The area in square degrees."""
         ...
 
 
@@ -121,7 +138,7 @@ def shape_of(node: exp.Expr) -> Shape:
         if len(args) >= 6 and len(args) % 2 == 0:
             return Polygon(tuple(Point(args[i], args[i + 1]) for i in range(0, len(args), 2)))
     if name == "BOX":
-        raise AdqlUnsupportedError("BOX is deprecated in ADQL 2.1 and not supported: use POLYGON")
+        return _box(node, args)
     if name in {"REGION", "CENTROID"}:
         raise AdqlUnsupportedError(f"{name} is not supported by this service")
     if name in {"POINT", "CIRCLE", "POLYGON"}:
@@ -158,9 +175,18 @@ def rewrite_geometry(tree: exp.Expr, sql: GeometrySql) -> exp.Expr:
             if not isinstance(point, Point):
                 raise AdqlSyntaxError(f"{name} takes a POINT: {call.sql()}")
             call.replace(point.ra if name == "COORD1" else point.dec)
+        elif name == "AREA":
+            call.replace(_area(call, sql))
         elif name == "COORDSYS":
             call.replace(exp.Literal.string("ICRS"))
-    leftover = next((n for n in tree.find_all(exp.Anonymous) if _name(n) in _CONSTRUCTORS), None)
+    leftover = next(
+        (
+            n
+            for n in tree.find_all(exp.Anonymous)
+            if _name(n) in _CONSTRUCTORS and not n.meta.get(GENERATED)
+        ),
+        None,
+    )
     if leftover is not None:
         raise AdqlUnsupportedError(
             f"{leftover.sql()}: geometry values can only be used inside CONTAINS, INTERSECTS, "
@@ -180,6 +206,9 @@ def _predicate(call: exp.Expr, sql: GeometrySql) -> exp.Expr:
         a, b = b, a
     if isinstance(a, Point) and isinstance(b, Circle | Polygon):
         return sql.contains(a, b)
+    if name == "INTERSECTS" and isinstance(sql, RegionSql) and not isinstance(a, Point):
+        assert not isinstance(b, Point)  # noqa: S101 - a point was swapped to the front above
+        return sql.intersects(a, b)
     if name == "INTERSECTS" and isinstance(a, Circle) and isinstance(b, Circle):
         reach = exp.Add(this=exp.paren(a.radius), expression=exp.paren(b.radius))
         return exp.LTE(this=sql.distance(a.centre, b.centre), expression=reach)
@@ -198,6 +227,75 @@ def _distance(call: exp.Expr, sql: GeometrySql) -> exp.Expr:
         if isinstance(a, Point) and isinstance(b, Point):
             return sql.distance(a, b)
     raise AdqlSyntaxError(f"DISTANCE takes two POINTs or four numbers: {call.sql()}")
+
+
+def _box(node: exp.Expr, args: list[exp.Expr]) -> Polygon:
+    """BOX(ra, dec, width, height) (or BOX(POINT, width, height)): the polygon of its corners.
+
+    ADQL 2.0 defines a box as the equivalent polygon; corners are centre ± half the size in
+    each coordinate, joined by great circles (as POLYGON), so both backends agree exactly.
+    """
+    if len(args) == 3 and _name(args[0]) == "POINT":
+        centre = shape_of(args[0])
+        assert isinstance(centre, Point)  # noqa: S101 - POINT always reads as a Point
+        args = [centre.ra, centre.dec, args[1], args[2]]
+    values = [constant(a) for a in args]
+    if len(args) != 4:
+        raise AdqlSyntaxError(f"BOX takes a centre and a width and height: {node.sql()}")
+    if any(v is None for v in values):
+        raise AdqlUnsupportedError(f"{node.sql()}: BOX takes numbers here (not columns)")
+    ra, dec, width, height = (float(v) for v in values if v is not None)
+    if not (0 < width < 180 and 0 < height < 180 and abs(dec) + height / 2 < 90):
+        raise AdqlUnsupportedError(
+            f"{node.sql()}: a BOX must be smaller than 180 degrees each way and not reach a pole"
+        )
+    corners = [(ra - width / 2, dec - height / 2), (ra + width / 2, dec - height / 2),
+               (ra + width / 2, dec + height / 2), (ra - width / 2, dec + height / 2)]  # fmt: skip
+    return Polygon(tuple(Point(_number(x), _number(y)) for x, y in corners))
+
+
+def _number(value: float) -> exp.Expr:
+    literal = exp.Literal.number(repr(abs(value)))
+    return exp.Neg(this=literal) if value < 0 else literal
+
+
+def _area(call: exp.Expr, sql: GeometrySql) -> exp.Expr:
+    """AREA(CIRCLE|POLYGON|BOX) in square degrees.
+
+    Raises:
+        AdqlUnsupportedError: the area of a point, or of a polygon given by columns.
+    """
+    shape = shape_of(call.expressions[0])
+    if isinstance(shape, Point):
+        raise AdqlUnsupportedError(f"{call.sql()}: a POINT has no area")
+    if isinstance(sql, RegionSql):
+        return sql.area(shape)
+    if isinstance(shape, Circle):  # 2π(1 - cos r) steradians
+        cap = exp.Sub(this=exp.Literal.number(1), expression=exp.Anonymous(
+            this="COS", expressions=[exp.Anonymous(this="RADIANS", expressions=[
+                exp.paren(shape.radius.copy())])]))  # fmt: skip
+        steradians = exp.Mul(this=exp.Mul(this=exp.Literal.number(2), expression=exp.Anonymous(
+            this="PI", expressions=[])), expression=exp.paren(cap))  # fmt: skip
+        return exp.Anonymous(this="DEGREES", expressions=[
+            exp.Anonymous(this="DEGREES", expressions=[steradians])])  # fmt: skip
+    return exp.Literal.number(repr(polygon_area(shape)))
+
+
+def polygon_area(polygon: Polygon) -> float:
+    """Area of a constant convex polygon in square degrees (sum of its fan's spherical triangles).
+
+    Raises:
+        AdqlUnsupportedError: vertices not numbers, or not convex.
+    """
+    convex_normals(polygon)  # refuses what the fan would get wrong
+    vecs = [_unit(*c) for c in (point_constant(v) for v in polygon.vertices) if c is not None]
+    total = 0.0
+    a = vecs[0]
+    for b, c in itertools.pairwise(vecs[1:]):  # Van Oosterom & Strackee's triangle formula
+        # tan(E/2) = |a . (b x c)| / (1 + a . b + b . c + c . a)
+        triple = abs(float(np.dot(a, np.cross(b, c))))
+        total += 2 * math.atan2(triple, 1 + float(np.dot(a, b) + np.dot(b, c) + np.dot(c, a)))
+    return math.degrees(math.degrees(total))
 
 
 def convex_normals(polygon: Polygon) -> tuple[list[np.ndarray], np.ndarray, float]:

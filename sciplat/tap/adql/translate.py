@@ -7,8 +7,9 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from sciplat.tap.adql.duckdb_sql import DuckDBGeometry
-from sciplat.tap.adql.geometry import rewrite_geometry
+from sciplat.tap.adql.geometry import GeometrySql, rewrite_geometry
 from sciplat.tap.adql.parse import parse_adql
+from sciplat.tap.adql.postgres_sql import PgSphereGeometry
 from sciplat.tap.adql.resolve import Scope, resolve_names
 from sciplat.tap.errors import AdqlSyntaxError
 from sciplat.tap.models.catalogue import Catalogue, ColumnInfo, TableInfo
@@ -20,8 +21,9 @@ def translate(
     catalogue: Catalogue,
     may_read: Callable[[TableInfo], bool] = lambda _table: True,
     maxrec: int | None = None,
+    dialect: str = "duckdb",
 ) -> Translation:
-    """Translate one ADQL query to DuckDB SQL.
+    """Translate one ADQL query to the SQL of ``dialect`` (a backend's: duckdb or postgres).
 
     ``maxrec`` caps the rows: the SQL asks for ``maxrec + 1`` so that the caller can tell an
     overflow from an exact fit.
@@ -34,15 +36,28 @@ def translate(
     """
     tree = parse_adql(text)
     scope = resolve_names(tree, catalogue, may_read)
-    rewrite_geometry(tree, DuckDBGeometry(scope.spatial))
+    geometry: GeometrySql = (
+        PgSphereGeometry() if dialect == "postgres" else DuckDBGeometry(scope.spatial)
+    )
+    rewrite_geometry(tree, geometry)
+    if dialect == "postgres":
+        _numeric_rounding(tree)
     for log in list(tree.find_all(exp.Log)):
         if log.expression is None:  # ADQL LOG is the natural logarithm; DuckDB's is base 10
             log.replace(exp.Ln(this=log.this))
     for ordered in tree.find_all(exp.Ordered):
         ordered.set("nulls_first", False)  # no NULLS FIRST/LAST clause: the backend decides
     limit = _apply_limit(tree, maxrec)
-    sql = tree.sql(dialect="duckdb", comments=False, copy=False)  # the tree is ours to spend
+    sql = tree.sql(dialect=dialect, comments=False, copy=False)  # the tree is ours to spend
     return Translation(sql=sql, limit=limit, columns=_output_columns(tree, scope))
+
+
+def _numeric_rounding(tree: exp.Expr) -> None:
+    """PostgreSQL rounds to n digits only NUMERICs: ROUND/TRUNC(x, n) go through NUMERIC."""
+    for call in list(tree.find_all(exp.Round, exp.Trunc)):
+        if call.args.get("decimals") is not None:
+            call.set("this", exp.cast(call.this, "DECIMAL"))
+            call.replace(exp.cast(call.copy(), "DOUBLE"))
 
 
 def _apply_limit(tree: exp.Query, maxrec: int | None) -> int | None:
