@@ -1,0 +1,70 @@
+"""Plain data the Kubernetes builders and backend share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A Kubernetes object as the API reads and writes it (JSON).
+KubeObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NamespaceQuota:
+    """What a user's namespace may hold, from the user's effective quota (None: unlimited)."""
+
+    cores: float | None = None
+    memory: int | None = None
+    pods: int | None = None
+    pvcs: int | None = None
+
+
+@dataclass(frozen=True)
+class LabObjects:
+    """Everything one lab needs, in the order it is created."""
+
+    namespace: KubeObject
+    quota: KubeObject
+    network_policy: KubeObject
+    claims: tuple[KubeObject, ...]
+    pod: KubeObject
+
+    def all(self) -> list[KubeObject]:
+        return [self.namespace, self.quota, self.network_policy, *self.claims, self.pod]
+
+
+@dataclass
+class Checkpoint:
+    """How far a start got; stored in ``LabState.extra["kubernetes"]``."""
+
+    namespace: str
+    pod: str
+    image: str
+    #: steps done, in order: namespace, quota, network-policy, claims, pod, running
+    steps: list[str] = field(default_factory=list)
+    #: whether this start made the namespace (so a failed start removes it again)
+    created_namespace: bool = False
+    #: the last thing the cluster said about the pod (for error pages and log_tail)
+    last_message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "pod": self.pod,
+            "image": self.image,
+            "steps": list(self.steps),
+            "created_namespace": self.created_namespace,
+            "last_message": self.last_message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        """Raises: KeyError: not a checkpoint (a state from another backend)."""
+        return cls(
+            namespace=str(data["namespace"]),
+            pod=str(data["pod"]),
+            image=str(data.get("image", "")),
+            steps=[str(s) for s in data.get("steps", [])],
+            created_namespace=bool(data.get("created_namespace", False)),
+            last_message=str(data.get("last_message", "")),
+        )
