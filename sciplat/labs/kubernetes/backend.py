@@ -93,7 +93,7 @@ class KubernetesBackend(LabBackend):
             await self._undo(point)
             raise
         ip = str(pod["status"]["podIP"])
-        say(60, f"Lab pod running at {ip}")
+        say(86, f"Lab pod running at {ip}")
         return LabState(
             backend=self.name,
             slug=spec.slug,

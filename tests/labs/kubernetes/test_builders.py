@@ -131,9 +131,7 @@ def test_the_pod_listens_on_all_addresses_of_its_own_network() -> None:
     assert env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:41234/user/alice/"
 
 
-@pytest.mark.parametrize(
-    ("cores", "text"), [(1, "1"), (1.5, "1500m"), (0.25, "250m"), (16, "16")]
-)
+@pytest.mark.parametrize(("cores", "text"), [(1, "1"), (1.5, "1500m"), (0.25, "250m"), (16, "16")])
 def test_cpu_quantities(cores: float, text: str) -> None:
     assert cpu_quantity(cores) == text
 

@@ -1,0 +1,293 @@
+"""The Kubernetes backend against the in-memory API server (tests/support/fake_kubernetes.py):
+spawn, stop, re-spawn, re-attach after a restart, 404/409, failed starts that clean up after
+themselves, and a failure injected into every API call a start or a stop makes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from sciplat.errors import LabError
+from sciplat.labs.kubernetes.backend import KubernetesBackend
+from sciplat.labs.kubernetes.config import KubernetesConfig
+from sciplat.labs.kubernetes.models import NamespaceQuota
+from sciplat.labs.kubernetes.storage.client import KubernetesApi
+from sciplat.labs.models import LabState
+from tests.labs.kubernetes.conftest import full_config, lab_spec
+from tests.support.clock import Clock
+from tests.support.fake_kubernetes import FakeKubernetes
+
+NS = "sp-alice"
+IMAGE = "registry.example.org/sciplat/lab:w_2026_47"
+
+
+@dataclass
+class Lines:
+    seen: list[tuple[int, str]] = field(default_factory=list)
+
+    def __call__(self, percent: int, line: str) -> None:
+        self.seen.append((percent, line))
+
+    def text(self) -> str:
+        return "\n".join(line for _, line in self.seen)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeKubernetes]:
+    async with FakeKubernetes() as server:
+        yield server
+
+
+def make_backend(fake: FakeKubernetes, config: KubernetesConfig | None = None) -> KubernetesBackend:
+    config = config or full_config(poll_seconds=0.001)
+    return KubernetesBackend(
+        config, KubernetesApi.for_host(fake.url), lambda user: NamespaceQuota(4, 2**34, 2, 1)
+    )
+
+
+@pytest.fixture
+async def backend(fake: FakeKubernetes) -> AsyncIterator[KubernetesBackend]:
+    made = make_backend(fake)
+    yield made
+    await made.api.close()
+
+
+async def test_spawn_creates_every_object_and_reports_pod_events(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    lines = Lines()
+    state = await backend.start(lab_spec(), lines)
+    assert state.backend == "kubernetes"
+    assert state.ip.startswith("10.1.0.")
+    assert state.port == 41234
+    assert state.extra["kubernetes"]["steps"] == [
+        "namespace", "quota", "network-policy", "claims", "pod", "running"
+    ]  # fmt: skip
+    assert fake.names("Namespace") == [NS]
+    assert fake.names("ResourceQuota", NS) == ["sciplat-quota"]
+    assert fake.names("NetworkPolicy", NS) == ["sciplat-labs"]
+    assert fake.names("PersistentVolumeClaim", NS) == ["home"]
+    assert fake.names("Pod", NS) == ["lab"]
+    text = lines.text()
+    for step in (
+        "Scheduled: Successfully assigned",
+        f'Pulling: Pulling image "{IMAGE}"',
+        "Started",
+    ):
+        assert step in text
+    percents = [p for p, _ in lines.seen]
+    assert percents == sorted(percents)
+    assert await backend.poll(state) is None
+
+
+async def test_stop_removes_the_pod_and_keeps_the_namespace_holding_the_home(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    state = await backend.start(lab_spec(), Lines())
+    await backend.stop(state)
+    assert fake.names("Pod", NS) == []
+    assert fake.names("PersistentVolumeClaim", NS) == ["home"]
+    assert await backend.poll(state) == 0
+    await backend.stop(state)  # stopping a stopped lab is not an error
+
+
+async def test_stop_removes_the_namespace_when_nothing_in_it_persists(
+    fake: FakeKubernetes,
+) -> None:
+    config = full_config(poll_seconds=0.001, volumes=[
+        {"name": "home", "kind": "host_path", "mount_path": "{home}", "path": "/srv/home/{user}"}
+    ])  # fmt: skip
+    backend = make_backend(fake, config)
+    first = await backend.start(lab_spec(), Lines())
+    second = await backend.start(lab_spec(server="big"), Lines())
+    await backend.stop(first)
+    assert fake.names("Pod", NS) == ["lab-big"], "the other lab keeps the namespace"
+    await backend.stop(second, now=True)
+    assert fake.names("Namespace") == []
+    await backend.api.close()
+
+
+async def test_respawn_reattaches_to_the_same_pod_and_replaces_a_different_one(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    await backend.start(lab_spec(), Lines())
+    uid = fake.get("Pod", NS, "lab")["metadata"]["uid"]  # type: ignore[index]
+    lines = Lines()
+    await backend.start(lab_spec(), lines)
+    assert fake.get("Pod", NS, "lab")["metadata"]["uid"] == uid  # type: ignore[index]
+    assert "Re-attaching" in lines.text()
+    await backend.start(lab_spec(size="large"), lines)
+    assert fake.get("Pod", NS, "lab")["metadata"]["uid"] != uid  # type: ignore[index]
+    assert "Replacing a lab pod" in lines.text()
+
+
+async def test_a_restarted_hub_finds_the_lab_from_the_saved_state(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    state = await backend.start(lab_spec(), Lines())
+    saved = LabState.from_dict(state.to_dict())
+    assert saved is not None
+    restarted = make_backend(fake)
+    assert await restarted.poll(saved) is None
+    fake.terminate_pod(NS, "lab", 137, "OOMKilled")
+    assert await restarted.poll(saved) == 137
+    assert restarted.usage(saved).oom_kills == 1
+    await restarted.stop(saved)
+    assert fake.names("Pod", NS) == []
+    await restarted.api.close()
+
+
+async def test_a_foreign_namespace_of_the_same_name_is_left_alone(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    fake.objects[("namespaces", "", NS)] = {"kind": "Namespace", "metadata": {"name": NS}}
+    with pytest.raises(LabError, match="not made by the platform"):
+        await backend.start(lab_spec(), Lines())
+    assert fake.names("Pod", NS) == []
+    assert fake.names("Namespace") == [NS]
+
+
+async def test_an_unpullable_image_is_explained_and_the_new_namespace_removed(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    fake.unpullable[IMAGE] = "manifest unknown"
+    with pytest.raises(LabError, match="could not be downloaded") as caught:
+        await backend.start(lab_spec(), Lines())
+    assert "w_2026_47" in caught.value.message
+    assert "Pick another environment" in caught.value.message
+    assert fake.names("Namespace") == []
+
+
+async def test_a_quota_refusal_is_explained_and_an_older_namespace_kept(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    state = await backend.start(lab_spec(), Lines())
+    fake.fail(
+        403, method="POST", plural="pods", reason="Forbidden",
+        message='pods "lab-big" is forbidden: exceeded quota: sciplat-quota, requested: '
+        "requests.cpu=1500m, used: requests.cpu=3, limited: requests.cpu=4",
+    )  # fmt: skip
+    with pytest.raises(LabError, match="all of your quota") as caught:
+        await backend.start(lab_spec(server="big"), Lines())
+    assert "pick a smaller size" in caught.value.message
+    assert fake.names("Pod", NS) == ["lab"], "the running lab and its namespace stay"
+    assert await backend.poll(state) is None
+
+
+async def test_no_room_on_any_node_times_out_with_advice(fake: FakeKubernetes) -> None:
+    clock = Clock()
+    config = full_config(poll_seconds=0.001, start_timeout=30)
+    backend = KubernetesBackend(
+        config, KubernetesApi.for_host(fake.url), lambda user: NamespaceQuota(), clock
+    )
+    fake.unschedulable = "0/3 nodes are available: 3 Insufficient cpu."
+    lines = Lines()
+
+    def progress(percent: int, line: str) -> None:
+        clock.now += 10  # every report costs ten seconds of the start's time
+        lines(percent, line)
+
+    with pytest.raises(LabError, match="No node of the cluster had room") as caught:
+        await backend.start(lab_spec(), progress)
+    assert "Insufficient cpu" in caught.value.message
+    assert "FailedScheduling" in lines.text()
+    assert fake.names("Namespace") == []
+    await backend.api.close()
+
+
+async def test_a_start_waits_for_a_terminating_namespace(fake: FakeKubernetes) -> None:
+    config = full_config(poll_seconds=0.001, volumes=[])
+    backend = make_backend(fake, config)
+    state = await backend.start(lab_spec(), Lines())
+    fake.terminating_reads = 3
+    await backend.stop(state)
+    lines = Lines()
+    await backend.start(lab_spec(), lines)
+    assert "Waiting for the previous namespace" in lines.text()
+    assert fake.names("Pod", NS) == ["lab"]
+    await backend.api.close()
+
+
+async def test_an_unreachable_api_is_a_lab_error(backend: KubernetesBackend) -> None:
+    backend.api = KubernetesApi.for_host("http://127.0.0.1:1")
+    with pytest.raises(LabError, match="did not answer"):
+        await backend.start(lab_spec(), Lines())
+    state = LabState("kubernetes", "alice", 0, 0, "", 0, "", extra={
+        "kubernetes": {"namespace": NS, "pod": "lab"}
+    })  # fmt: skip
+    assert await backend.poll(state) is None, "an unknown state counts as running"
+
+
+async def test_a_state_of_another_backend_is_refused(backend: KubernetesBackend) -> None:
+    state = LabState("local", "alice", 42, 1, "127.0.0.1", 8888, "/x")
+    with pytest.raises(LabError, match="'local' backend"):
+        await backend.poll(state)
+
+
+async def _calls_of_a_clean_start(config: KubernetesConfig) -> tuple[int, int]:
+    async with FakeKubernetes() as fake:
+        backend = make_backend(fake, config)
+        state = await backend.start(lab_spec(), Lines())
+        starting = len(fake.calls)
+        await backend.stop(state)
+        await backend.api.close()
+        return starting, len(fake.calls) - starting
+
+
+fake_calls_note = "a start reads and creates the namespace, quota, policy, claims and pod"
+
+
+@pytest.mark.parametrize("volumes", ["pvc", "none"])
+async def test_a_failure_in_any_api_call_of_a_start_leaves_nothing_behind(volumes: str) -> None:
+    """Every request of a start fails once in turn (500): the start either copes (event
+    lists, a pod read) or fails with advice and removes what it made; either way a second
+    start works and its stop leaves no pod."""
+    changes: dict[str, object] = {"poll_seconds": 0.001}
+    if volumes == "none":
+        changes["volumes"] = []
+    config = full_config(**changes)
+    starting, _ = await _calls_of_a_clean_start(config)
+    assert starting >= 8, fake_calls_note
+    outcomes = []
+    for nth in range(starting):
+        async with FakeKubernetes() as fake:
+            fake.fail(500, nth=nth, message="etcdserver: request timed out")
+            backend = make_backend(fake, config)
+            message = ""
+            try:
+                await backend.start(lab_spec(), Lines())
+            except LabError as err:
+                message = err.message
+            outcomes.append("failed" if message else "coped")
+            if message:
+                assert "Try again" in message
+                assert fake.names("Pod", NS) == [], f"call {nth} ({fake.calls[nth]}) left a pod"
+                assert fake.names("Namespace") == [], f"call {nth} left a namespace"
+            state = await backend.start(lab_spec(), Lines())
+            await backend.stop(state)
+            assert fake.names("Pod", NS) == []
+            await backend.api.close()
+    assert "failed" in outcomes
+    assert "coped" in outcomes
+
+
+async def test_a_failure_in_any_api_call_of_a_stop_can_be_retried() -> None:
+    config = full_config(poll_seconds=0.001, volumes=[])
+    starting, stopping = await _calls_of_a_clean_start(config)
+    for nth in range(starting, starting + stopping):
+        async with FakeKubernetes() as fake:
+            backend = make_backend(fake, config)
+            state = await backend.start(lab_spec(), Lines())
+            fake.fail(503, nth=nth, reason="ServiceUnavailable")
+            message = "Try again"
+            try:
+                await backend.stop(state)
+            except LabError as err:
+                message = err.message
+            assert "Try again" in message
+            await backend.stop(state)
+            assert fake.names("Pod", NS) == []
+            assert fake.names("Namespace") == []
+            await backend.api.close()
