@@ -1,0 +1,1 @@
+"""Headless notebook jobs and their result cache."""
