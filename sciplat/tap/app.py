@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from sciplat.tap.errors import TapAuthError, TapError, TapThrottledError
-from sciplat.tap.handlers import sync, vosi
+from sciplat.tap.handlers import async_, sync, vosi
 from sciplat.tap.output.votable import error_votable
 from sciplat.tap.wiring import TapServices
 
@@ -45,8 +45,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 async def _index(request: Request) -> Response:
     return Response(
-        "sciplat TAP service: /sync (LANG=ADQL, QUERY=...), /capabilities, /availability, "
-        "/tables\n",
+        "sciplat TAP service: /sync and /async (LANG=ADQL, QUERY=...), /capabilities, "
+        "/availability, /tables\n",
         media_type="text/plain",
     )
 
@@ -56,6 +56,17 @@ def create_app(services: TapServices) -> Starlette:
     routes = [
         Route("/", _index),
         Route("/sync", sync.sync, methods=["GET", "POST"]),
+        Route("/async", async_.jobs, methods=["GET", "POST"]),
+        Route("/async/{job_id}", async_.job, methods=["GET", "POST", "DELETE"]),
+        Route("/async/{job_id}/phase", async_.phase, methods=["GET", "POST"]),
+        *(
+            Route(f"/async/{{job_id}}/{name}", async_.attribute, methods=["GET", "POST"])
+            for name in ("executionduration", "destruction", "quote", "owner", "runId")
+        ),
+        Route("/async/{job_id}/error", async_.error),
+        Route("/async/{job_id}/parameters", async_.parameters_list, methods=["GET", "POST"]),
+        Route("/async/{job_id}/results", async_.results),
+        Route("/async/{job_id}/results/result", async_.result),
         Route("/capabilities", vosi.capabilities),
         Route("/availability", vosi.availability),
         Route("/tables", vosi.tables),
@@ -63,7 +74,10 @@ def create_app(services: TapServices) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.jobs.start()
         yield
+        await services.jobs.stop()
+        services.jobs.store.close()
         if services.access.hub is not None:
             await services.access.hub.close()
         services.backend.close()

@@ -95,3 +95,56 @@ class TapConfig(BaseModel):
         ),
         examples=[16384],
     )
+    max_upload_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body (in bytes) that carries uploaded tables (TAP UPLOAD); a larger "
+            "one is refused while it is read."
+        ),
+        examples=[16777216],
+    )
+    max_upload_rows: int = Field(
+        100_000,
+        ge=1,
+        description="Most rows all uploaded tables of one query may have together.",
+        examples=[100000],
+    )
+    async_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Asynchronous (UWS) jobs that run at the same time; the others queue.",
+        examples=[2],
+    )
+    async_default_seconds: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "An async job's executionduration when it asks for none: after this many seconds "
+            "the query is stopped in the database and the job goes to ERROR."
+        ),
+        examples=[600],
+    )
+    async_max_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="The longest executionduration a job may ask for (a caller's query_seconds "
+        "quota shortens it further).",
+        examples=[7200],
+    )
+    job_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description=(
+            "Days after creation when a job and its result are destroyed (its destruction time); "
+            "a job may ask for an earlier one, never a later one."
+        ),
+        examples=[7],
+    )
+    max_jobs_per_user: int = Field(
+        100,
+        ge=1,
+        description="Jobs one user may keep at once (finished ones count until destroyed).",
+        examples=[100],
+    )

@@ -9,10 +9,13 @@ from pathlib import Path
 from sciplat.tap.config import TapConfig
 from sciplat.tap.services.access import AccessService, QueryLimits, RateCheck
 from sciplat.tap.services.catalogue import CatalogueService
+from sciplat.tap.services.jobs import JobService
 from sciplat.tap.services.query import QueryService
+from sciplat.tap.services.upload import UploadService
 from sciplat.tap.storage.backend import CatalogueBackend
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.storage.hub import HubClient
+from sciplat.tap.storage.jobs import JobStore
 
 
 @dataclass
@@ -24,6 +27,8 @@ class TapServices:
     access: AccessService
     query: QueryService
     catalogues: CatalogueService
+    uploads: UploadService
+    jobs: JobService
 
 
 def tap_directory(config: TapConfig, data_root: Path) -> Path:
@@ -48,6 +53,7 @@ def build_tap(
     hub_port: int = 8081,
     rate_check: RateCheck | None = None,
     query_limits: QueryLimits | None = None,
+    jobs_dir: Path | None = None,
 ) -> TapServices:
     """Wire the TAP objects; tests pass their own ``hub`` client and ``backend``."""
     backend = backend or DuckDBBackend(
@@ -58,10 +64,16 @@ def build_tap(
     )
     hub = hub or HubClient(hub_api_url(config, hub_port), config.token_cache_seconds)
     access = AccessService(config, hub, rate_check, query_limits)
+    query = QueryService(config, backend, access)
+    uploads = UploadService(config)
+    # async jobs: records in <tapdir>/jobs.sqlite, files under <tapdir>/jobs/ (jobs_dir in tests)
+    store = JobStore(jobs_dir or tap_directory(config, data_root))
     return TapServices(
         config=config,
         backend=backend,
         access=access,
-        query=QueryService(config, backend, access),
+        query=query,
         catalogues=CatalogueService(backend),
+        uploads=uploads,
+        jobs=JobService(config, store, query, uploads),
     )

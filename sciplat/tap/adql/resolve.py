@@ -8,7 +8,7 @@ of the query's tables, subqueries or aliases; a wrong name is reported with clos
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -24,6 +24,7 @@ class Scope:
     tables: dict[str, TableInfo] = field(default_factory=dict)  # alias (lower) → table
     derived: dict[str, set[str] | None] = field(default_factory=dict)  # alias → names (None: *)
     aliases: set[str] = field(default_factory=set)
+    upload_schema: str = "temp.main"  # where TAP_UPLOAD tables are, for rewriting qualifiers
 
     def spatial(self, ra: exp.Expr, dec: exp.Expr) -> tuple[exp.Column, SpatialIndex] | None:
         """The HEALPix column sorting the table whose ra/dec columns these are, if any."""
@@ -58,15 +59,22 @@ class Scope:
 
 
 def resolve_names(
-    tree: exp.Query, catalogue: Catalogue, may_read: Callable[[TableInfo], bool]
+    tree: exp.Query,
+    catalogue: Catalogue,
+    may_read: Callable[[TableInfo], bool],
+    uploads: Mapping[str, TableInfo] | None = None,
+    upload_schema: str = "temp.main",
 ) -> Scope:
     """Check and canonicalize every table and column name of ``tree`` (in place).
+
+    ``TAP_UPLOAD.<name>`` names one of this query's ``uploads`` (by lower-case name); it is
+    rewritten to ``upload_schema`` (dot-separated parts), where the backend puts it.
 
     Raises:
         UnknownTableError: a table not in TAP_SCHEMA, or one the caller may not read.
         UnknownColumnError: a column no table, subquery or alias of the query has.
     """
-    scope = Scope()
+    scope = Scope(upload_schema=upload_schema)
     ctes = {cte.alias.lower(): cte for cte in tree.find_all(exp.CTE)}
     for sub in [*tree.find_all(exp.Subquery), *ctes.values()]:
         if sub.alias:
@@ -75,6 +83,9 @@ def resolve_names(
         if not table.db and table.name.lower() in ctes:
             if table.alias:
                 scope.derived[table.alias.lower()] = scope.derived[table.name.lower()]
+            continue
+        if table.db.lower() == "tap_upload":
+            _resolve_upload(table, uploads or {}, upload_schema, scope)
             continue
         info = catalogue.table(table.db or None, table.name)
         if info is None or not may_read(info):
@@ -89,6 +100,34 @@ def resolve_names(
     for column in tree.find_all(exp.Column):
         _resolve_column(column, scope)
     return scope
+
+
+def _resolve_upload(
+    table: exp.Table, uploads: Mapping[str, TableInfo], upload_schema: str, scope: Scope
+) -> None:
+    info = uploads.get(table.name.lower())
+    if info is None:
+        have = ", ".join(f"TAP_UPLOAD.{n}" for n in sorted(uploads)) or "none"
+        raise UnknownTableError(
+            f"table 'TAP_UPLOAD.{table.name}' was not uploaded with this query (uploaded: "
+            f"{have}); send it with UPLOAD={table.name.lower()},param:<part> and the file"
+        )
+    _qualify_upload(table, info, upload_schema)
+    scope.tables[(table.alias or info.name).lower()] = info
+    if not table.alias:
+        scope.tables.setdefault(f"tap_upload.{info.name}".lower(), info)
+
+
+def _qualify_upload(node: exp.Column | exp.Table, info: TableInfo, upload_schema: str) -> None:
+    """Point a TAP_UPLOAD table, or a column written TAP_UPLOAD.t.c, at ``upload_schema``."""
+    if info.schema != "TAP_UPLOAD" or (isinstance(node, exp.Column) and not node.db):
+        return  # a catalogue table, or t.c with t an alias or the bare name: nothing moves
+    parts = upload_schema.split(".")
+    node.set("db", exp.to_identifier(parts[-1], quoted=True))
+    node.set("table" if isinstance(node, exp.Column) else "this",
+             exp.to_identifier(info.name, quoted=True))  # fmt: skip
+    if len(parts) > 1:
+        node.set("catalog", exp.to_identifier(parts[0], quoted=True))
 
 
 def _output_names(query: exp.Expr) -> set[str] | None:
@@ -115,6 +154,7 @@ def _resolve_column(column: exp.Column, scope: Scope) -> None:
             if found is None:
                 raise _unknown_column(name, [c.name for c in info.columns], info.qualified)
             column.set("this", exp.to_identifier(found.name, quoted=True))
+            _qualify_upload(column, info, scope.upload_schema)
             return
         if qualifier in scope.derived:
             names = scope.derived[qualifier]

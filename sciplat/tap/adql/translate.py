@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from sqlglot import exp
 
@@ -21,12 +21,15 @@ def translate(
     catalogue: Catalogue,
     may_read: Callable[[TableInfo], bool] = lambda _table: True,
     maxrec: int | None = None,
+    uploads: Mapping[str, TableInfo] | None = None,
+    upload_schema: str = "temp.main",
     dialect: str = "duckdb",
 ) -> Translation:
     """Translate one ADQL query to the SQL of ``dialect`` (a backend's: duckdb or postgres).
 
     ``maxrec`` caps the rows: the SQL asks for ``maxrec + 1`` so that the caller can tell an
-    overflow from an exact fit.
+    overflow from an exact fit. ``uploads`` are the query's TAP_UPLOAD tables, found by the
+    backend under ``upload_schema`` (see :class:`CatalogueBackend`).
 
     Raises:
         AdqlSyntaxError: not ADQL.
@@ -35,13 +38,13 @@ def translate(
         UnknownColumnError: a column none of the query's tables has.
     """
     tree = parse_adql(text)
-    scope = resolve_names(tree, catalogue, may_read)
+    scope = resolve_names(tree, catalogue, may_read, uploads, upload_schema)
     geometry: GeometrySql = (
         PgSphereGeometry() if dialect == "postgres" else DuckDBGeometry(scope.spatial)
     )
     rewrite_geometry(tree, geometry)
     if dialect == "postgres":
-        _numeric_rounding(tree)
+        _postgres_functions(tree)
     for log in list(tree.find_all(exp.Log)):
         if log.expression is None:  # ADQL LOG is the natural logarithm; DuckDB's is base 10
             log.replace(exp.Ln(this=log.this))
@@ -52,8 +55,13 @@ def translate(
     return Translation(sql=sql, limit=limit, columns=_output_columns(tree, scope))
 
 
-def _numeric_rounding(tree: exp.Expr) -> None:
-    """PostgreSQL rounds to n digits only NUMERICs: ROUND/TRUNC(x, n) go through NUMERIC."""
+def _postgres_functions(tree: exp.Expr) -> None:
+    """ADQL functions PostgreSQL has only for NUMERIC: ROUND/TRUNC(x, n) go through NUMERIC,
+    LOG10(x) (LOG(10, x) here) becomes PostgreSQL's one-argument LOG, which is base 10."""
+    for log in list(tree.find_all(exp.Log)):
+        base = log.this
+        if log.expression is not None and isinstance(base, exp.Literal) and base.this == "10":
+            log.replace(exp.Anonymous(this="LOG", expressions=[log.expression]))
     for call in list(tree.find_all(exp.Round, exp.Trunc)):
         if call.args.get("decimals") is not None:
             call.set("this", exp.cast(call.this, "DECIMAL"))

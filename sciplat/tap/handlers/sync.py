@@ -2,49 +2,94 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sciplat.tap.errors import AdqlUnsupportedError, TapParameterError
-from sciplat.tap.models.query import QueryRequest
+from sciplat.tap.errors import TapParameterError
 from sciplat.tap.services.query import parse_format
 from sciplat.tap.wiring import TapServices
 
-_LANGS = {"adql", "adql-2.0", "adql-2.1"}
+
+@dataclass
+class TapParams:
+    """A request's parameters (names upper-cased; DALI: case-insensitive) and file parts."""
+
+    values: dict[str, str]
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
-async def parameters(request: Request) -> dict[str, str]:
-    """Query-string and form parameters, names upper-cased (DALI: names are case-insensitive).
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> TapParameterError:
+    return TapParameterError(
+        f"the request is larger than this service accepts ({size} > {limit} bytes, "
+        "max_upload_bytes): upload fewer rows or columns"
+    )
+
+
+async def parameters(request: Request, max_bytes: int) -> TapParams:
+    """Query-string, form and multipart parameters; file parts by their field name.
 
     Raises:
-        AdqlUnsupportedError: a multipart request (table uploads are not supported yet).
+        TapParameterError: a body over ``max_bytes`` or a malformed multipart body.
     """
-    params = {k.upper(): v for k, v in request.query_params.items()}
-    if request.method == "POST":
-        kind = request.headers.get("content-type", "")
-        if kind.startswith("multipart/"):
-            raise AdqlUnsupportedError("table uploads (UPLOAD) are not supported yet")
-        body = (await request.body()).decode("utf-8", "replace")
-        params.update({k.upper(): v for k, v in parse_qsl(body, keep_blank_values=True)})
+    params = TapParams({k.upper(): v for k, v in request.query_params.items()})
+    if request.method != "POST":
+        return params
+    body = await _body(request, max_bytes)
+    if not request.headers.get("content-type", "").startswith("multipart/"):
+        text = body.decode("utf-8", "replace")
+        params.values.update({k.upper(): v for k, v in parse_qsl(text, keep_blank_values=True)})
+        return params
+
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = MultiPartParser(request.headers, replay(), max_files=16, max_fields=100,
+                             max_part_size=max_bytes)  # fmt: skip
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise TapParameterError(f"the multipart request cannot be read: {exc.message}") from exc
+    try:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                params.files[key] = await value.read()
+            else:
+                params.values[key.upper()] = value
+    finally:
+        await form.close()
     return params
 
 
 async def sync(request: Request) -> Response:
     """Run one query and return its rows in the requested format."""
     services: TapServices = request.app.state.tap
-    params = await parameters(request)
+    params = await parameters(request, services.uploads.max_bytes)
     caller = await services.access.caller(request.headers.get("authorization"))
-    if params.get("REQUEST", "doQuery").lower() != "doquery":
-        raise TapParameterError(f"REQUEST={params['REQUEST']} is not supported: use doQuery")
-    lang = params.get("LANG", "ADQL")
-    if lang.lower() not in _LANGS:
-        raise TapParameterError(f"LANG={lang} is not supported: this service speaks ADQL")
-    if params.get("UPLOAD"):
-        raise AdqlUnsupportedError("table uploads (UPLOAD) are not supported yet")
-    fmt, mime = parse_format(params.get("RESPONSEFORMAT") or params.get("FORMAT"))
-    maxrec = services.query.maxrec(params.get("MAXREC"))
-    query = QueryRequest(query=params.get("QUERY", ""), format=fmt, maxrec=maxrec)  # type: ignore[arg-type]
+    uploads = await asyncio.to_thread(  # astropy parses: keep the event loop free
+        services.uploads.tables, params.values.get("UPLOAD"), params.files
+    )
+    query = services.query.request(params.values, uploads)
+    _, mime = parse_format(params.values.get("RESPONSEFORMAT") or params.values.get("FORMAT"))
     result = await services.query.run(caller, query)
-    return Response(services.query.serialize(result, fmt), media_type=mime)
+    return Response(services.query.serialize(result, query.format), media_type=mime)

@@ -20,8 +20,12 @@ def base_url(request: Request) -> str:
 async def capabilities(request: Request) -> Response:
     services: TapServices = request.app.state.tap
     cfg = services.config
-    text = vosi.capabilities(base_url(request), cfg.default_maxrec, cfg.max_maxrec,
-                             cfg.sync_timeout)  # fmt: skip
+    text = vosi.capabilities(
+        base_url(request), cfg.default_maxrec, cfg.max_maxrec, cfg.sync_timeout,
+        upload_bytes=cfg.max_upload_bytes,
+        retention_seconds=int(cfg.job_retention_days * 86400),
+        async_seconds=(int(cfg.async_default_seconds), int(cfg.async_max_seconds)),
+    )  # fmt: skip
     return Response(text, media_type=_XML)
 
 

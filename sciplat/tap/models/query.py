@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pyarrow as pa
 
-from sciplat.tap.models.catalogue import ColumnInfo
+from sciplat.tap.models.catalogue import ColumnInfo, TableInfo
 
-OutputFormat = Literal["votable", "votable-td", "csv", "json"]
+OutputFormat = Literal["votable", "votable-td", "csv", "json", "parquet"]
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,21 @@ class Caller:
 
 @dataclass(frozen=True)
 class QueryRequest:
-    """A synchronous TAP query, parameters already checked."""
+    """A TAP query (sync or one async job's), parameters already checked."""
 
     query: str
     format: OutputFormat = "votable"
     maxrec: int | None = None
+    #: TAP_UPLOAD tables by lower-case name (see :class:`Upload`)
+    uploads: Mapping[str, Upload] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded table: its rows and its TAP_UPLOAD.<name> metadata."""
+
+    info: TableInfo
+    table: pa.Table
 
 
 @dataclass(frozen=True)

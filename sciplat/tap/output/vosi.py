@@ -17,6 +17,7 @@ _OUTPUTS = (
      "application/x-votable+xml;serialization=TABLEDATA", "votable/td"),
     (None, "text/csv;header=present", "csv"),
     (None, "application/json", "json"),
+    (None, "application/vnd.apache.parquet", "parquet"),
 )  # fmt: skip
 
 
@@ -24,13 +25,39 @@ def _e(text: str) -> str:
     return escape(text or "")
 
 
-def capabilities(base_url: str, default_maxrec: int, max_maxrec: int, timeout: float) -> str:
-    """The VOSI capabilities of the service at ``base_url``."""
+def capabilities(
+    base_url: str,
+    default_maxrec: int,
+    max_maxrec: int,
+    timeout: float,
+    upload_bytes: int = 0,
+    retention_seconds: int = 0,
+    async_seconds: tuple[int, int] = (0, 0),
+) -> str:
+    """The VOSI capabilities of the service at ``base_url``; the upload limits, job retention
+    and async execution duration (default, hard) are left out where 0."""
     geo = "".join(f"<feature><form>{f}</form></feature>" for f in _GEOMETRY)
     outputs = "".join(
         (f'<outputFormat ivo-id="{ivo}">' if ivo else "<outputFormat>")
         + f"<mime>{_e(mime)}</mime><alias>{alias}</alias></outputFormat>\n"
         for ivo, mime, alias in _OUTPUTS
+    )
+    upload = (
+        '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>\n'
+        if upload_bytes else ""
+    )
+    upload_limit = (
+        f'<uploadLimit><hard unit="byte">{upload_bytes}</hard></uploadLimit>\n'
+        if upload_bytes else ""
+    )
+    retention = (
+        f"<retentionPeriod><default>{retention_seconds}</default>"
+        f"<hard>{retention_seconds}</hard></retentionPeriod>\n"
+        if retention_seconds else ""
+    )
+    duration = (
+        f"<default>{async_seconds[0]}</default><hard>{async_seconds[1]}</hard>"
+        if async_seconds[1] else f"<hard>{int(timeout)}</hard>"
     )
     vosi = "".join(
         f'<capability standardID="ivo://ivoa.net/std/VOSI#{name}">'
@@ -50,10 +77,10 @@ def capabilities(base_url: str, default_maxrec: int, max_maxrec: int, timeout: f
         '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>'
         "<description>ADQL 2.1; geometry on ICRS positions in degrees</description>"
         '<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adqlgeo">'
-        f"{geo}</languageFeatures></language>\n{outputs}"
-        f"<executionDuration><hard>{int(timeout)}</hard></executionDuration>\n"
+        f"{geo}</languageFeatures></language>\n{outputs}{upload}{retention}"
+        f"<executionDuration>{duration}</executionDuration>\n"
         f'<outputLimit><default unit="row">{default_maxrec}</default>'
-        f'<hard unit="row">{max_maxrec}</hard></outputLimit>\n'
+        f'<hard unit="row">{max_maxrec}</hard></outputLimit>\n{upload_limit}'
         f"</capability>\n{vosi}</vosi:capabilities>\n"
     )
 

@@ -2,9 +2,11 @@
 
 BINARY2 is built in one vectorized pass: every row is a null-flag bitfield followed by the
 fields in big-endian order, so the whole table is one numpy structured array, base64-encoded.
-Strings become fixed-width ``char`` arrays (the longest value's width). TABLEDATA is built per
-column with Arrow's string kernels. astropy reads both back (the tests check it) and stays the
-reference; its own writer takes seconds where this takes milliseconds (see README.md).
+Strings become fixed-width ``char`` arrays (the longest value's width), or ``unicodeChar``
+arrays (UTF-16BE, width in UTF-16 code units) when a column holds any non-ASCII text.
+TABLEDATA is built per column with Arrow's string kernels. astropy reads both back (the tests
+check it) and stays the reference; its own writer takes seconds where this takes
+milliseconds (see README.md).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class _Field:
     dtype: str  # numpy dtype of one cell in BINARY2
     values: np.ndarray
     nulls: np.ndarray
+    text: pa.ChunkedArray | None = None  # string columns: the values as text, for TABLEDATA
 
 
 def _field(name: str, column: pa.ChunkedArray, meta: ColumnInfo | None) -> _Field:
@@ -53,16 +56,24 @@ def _field(name: str, column: pa.ChunkedArray, meta: ColumnInfo | None) -> _Fiel
         raw = column.fill_null(False).to_numpy(zero_copy_only=False)
         values = np.where(nulls, b"?", np.where(raw, b"T", b"F")).astype("S1")
     else:
-        datatype = "char"
         text = pc.cast(column, pa.string()) if not pa.types.is_string(kind) else column
-        strings = [s.encode("ascii", "replace") for s in text.fill_null("").to_pylist()]
+        text = text.fill_null("")
+        ascii_only = pc.all(pc.string_is_ascii(text)).as_py() is not False
+        datatype, codec, unit = (
+            ("char", "ascii", 1) if ascii_only else ("unicodeChar", "utf-16-be", 2)
+        )
+        strings = [s.encode(codec) for s in text.to_pylist()]
         values = np.array(strings, dtype="S") if strings else np.zeros(0, "S1")
-        width = max(values.dtype.itemsize, 1)
-        dtype, arraysize = f"S{width}", str(width)
+        width = max(values.dtype.itemsize // unit, 1)
+        dtype, arraysize = f"S{width * unit}", str(width)
         values = values.astype(dtype)
+        base = meta or ColumnInfo(name, datatype)
+        info = ColumnInfo(name, datatype, base.description, base.unit, base.ucd, base.utype,
+                          arraysize, base.xtype)  # fmt: skip
+        return _Field(info, dtype, values, nulls, text)
     base = meta or ColumnInfo(name, datatype)
     info = ColumnInfo(name, datatype, base.description, base.unit, base.ucd, base.utype,
-                      arraysize if datatype == "char" else None, base.xtype)  # fmt: skip
+                      None, base.xtype)  # fmt: skip
     return _Field(info, dtype, values, nulls)
 
 
@@ -98,8 +109,8 @@ def _cells(f: _Field) -> pa.Array:
     """``<TD>value</TD>`` (or ``<TD/>`` for null) for every row, computed by Arrow."""
     if f.info.datatype == "boolean":
         text = pa.array(np.char.decode(f.values, "ascii"))
-    elif f.info.datatype == "char":
-        text = pa.array(np.char.decode(f.values, "ascii"))
+    elif f.text is not None:
+        text = f.text
         for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
             text = pc.replace_substring(text, char, entity)
     else:

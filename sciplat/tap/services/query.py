@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 
 from sciplat.tap.adql.translate import translate
 from sciplat.tap.config import TapConfig
 from sciplat.tap.errors import TapParameterError
 from sciplat.tap.models.catalogue import ColumnInfo
-from sciplat.tap.models.query import Caller, QueryRequest, QueryResult
+from sciplat.tap.models.query import Caller, QueryRequest, QueryResult, Upload
+from sciplat.tap.output.parquet import write_parquet
 from sciplat.tap.output.text import write_csv, write_json
 from sciplat.tap.output.votable import write_votable
 from sciplat.tap.services.access import AccessService
-from sciplat.tap.storage.backend import CatalogueBackend
+from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel
 
 log = logging.getLogger(__name__)
+_LANGS = {"adql", "adql-2.0", "adql-2.1"}
 
 # FORMAT / RESPONSEFORMAT values (TAP 1.1 §2.7.1) → (our format, MIME type)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -33,6 +36,9 @@ FORMATS: dict[str, tuple[str, str]] = {
     "text/csv": ("csv", "text/csv;header=present"),
     "json": ("json", "application/json"),
     "application/json": ("json", "application/json"),
+    "parquet": ("parquet", "application/vnd.apache.parquet"),
+    "application/vnd.apache.parquet": ("parquet", "application/vnd.apache.parquet"),
+    "application/x-parquet": ("parquet", "application/vnd.apache.parquet"),
 }  # fmt: skip
 
 
@@ -47,8 +53,8 @@ def parse_format(value: str | None) -> tuple[str, str]:
     key = value.strip().lower().replace(" ", "")
     if key not in FORMATS:
         raise TapParameterError(
-            f"RESPONSEFORMAT={value} is not supported: use votable (BINARY2), votable/td, csv "
-            "or json"
+            f"RESPONSEFORMAT={value} is not supported: use votable (BINARY2), votable/td, csv, "
+            "json or parquet"
         )
     return FORMATS[key]
 
@@ -79,8 +85,39 @@ class QueryService:
             )
         return value
 
-    async def run(self, caller: Caller, request: QueryRequest) -> QueryResult:
-        """Translate and run one query.
+    def request(self, values: Mapping[str, str], uploads: Mapping[str, Upload]) -> QueryRequest:
+        """The checked query of a sync request or an async job (upper-case parameter names).
+
+        Raises:
+            TapParameterError: a bad REQUEST, LANG, FORMAT or MAXREC.
+        """
+        if values.get("REQUEST", "doQuery").lower() != "doquery":
+            raise TapParameterError(f"REQUEST={values['REQUEST']} is not supported: use doQuery")
+        lang = values.get("LANG", "ADQL")
+        if lang.lower() not in _LANGS:
+            raise TapParameterError(f"LANG={lang} is not supported: this service speaks ADQL")
+        fmt, _ = parse_format(values.get("RESPONSEFORMAT") or values.get("FORMAT"))
+        maxrec = self.maxrec(values.get("MAXREC"))
+        return QueryRequest(query=values.get("QUERY", ""), format=fmt,  # type: ignore[arg-type]
+                            maxrec=maxrec, uploads=dict(uploads))  # fmt: skip
+
+    def timeout(self, caller: Caller, limit: float | None = None) -> float:
+        """Seconds the database may take: ``limit`` (an async job's executionduration, else
+        ``sync_timeout``), shortened by the caller's query_seconds quota."""
+        timeout = limit if limit is not None else self.config.sync_timeout
+        if caller.max_seconds is not None:
+            timeout = min(timeout, caller.max_seconds)
+        return timeout
+
+    async def run(
+        self,
+        caller: Caller,
+        request: QueryRequest,
+        limit: float | None = None,
+        cancel: QueryCancel | None = None,
+    ) -> QueryResult:
+        """Translate and run one query; ``limit`` replaces ``sync_timeout`` (async jobs) and
+        setting ``cancel`` stops it in the database.
 
         Raises:
             AdqlSyntaxError, AdqlUnsupportedError, UnknownTableError, UnknownColumnError: the
@@ -93,16 +130,20 @@ class QueryService:
         maxrec = request.maxrec
         if caller.max_rows is not None:
             maxrec = caller.max_rows if maxrec is None else min(maxrec, caller.max_rows)
-        timeout = self.config.sync_timeout
-        if caller.max_seconds is not None:
-            timeout = min(timeout, caller.max_seconds)
+        timeout = self.timeout(caller, limit)
         translation = translate(
             request.query,
             catalogue,
             lambda table: self.access.may_read(caller, table),
             maxrec,
+            {name: upload.info for name, upload in request.uploads.items()},
+            self.backend.upload_schema,
+            dialect=self.backend.dialect,
         )
-        table = await asyncio.to_thread(self.backend.run, translation.sql, timeout)
+        uploads = {name: upload.table for name, upload in request.uploads.items()}
+        table = await asyncio.to_thread(
+            self.backend.run, translation.sql, timeout, uploads or None, cancel
+        )
         overflow = maxrec is not None and table.num_rows > maxrec
         if overflow and maxrec is not None:
             table = table.slice(0, maxrec)
@@ -123,5 +164,7 @@ class QueryService:
             return write_csv(result.table)
         if fmt == "json":
             return write_json(result.table, meta, result.overflow)
+        if fmt == "parquet":
+            return write_parquet(result.table, meta, result.overflow)
         serialization = "tabledata" if fmt == "votable-td" else "binary2"
         return write_votable(result.table, meta, serialization, result.overflow)
