@@ -13,6 +13,8 @@ from sciplat.configbase import Bytes, OptionalBytes
 from sciplat.configbase import Section as _Section
 from sciplat.naming import DNS_LABEL_PATTERN
 
+Kind = Literal["release", "weekly", "daily", "experimental"]
+_DEFAULT_KEEP: dict[Kind, int] = {"weekly": 78, "daily": 30, "experimental": 50}
 #: Label keys and values as Kubernetes accepts them (prefix/name, at most 63 per part).
 Labels = dict[str, str]
 
@@ -137,6 +139,12 @@ class LabImage(_Section):
     )
     recommended: str = Field(
         "", description="The tag offered first on the spawn page.", examples=["r28_0_0"]
+    )
+
+    keep: dict[Kind, int] = Field(
+        default_factory=_DEFAULT_KEEP.copy,
+        description="How many of the newest tags of each kind the menu lists; unlisted: all.",
+        examples=[{"weekly": 78, "daily": 30, "experimental": 50}],
     )
 
     def reference(self, tag: str) -> str:
