@@ -119,13 +119,20 @@ def cmd_down(args: argparse.Namespace) -> int:
     for user, server, state, _ in lab_states(url) if url else []:
         asyncio.run(factory.lab_backend.stop(state))
         print(f"stopped the lab of {user}{'/' + server if server else ''}")
-    # home images are mounted while the platform runs; with every lab gone, release them
+    # home and group images are mounted while the platform runs; with every lab gone,
+    # release them
     for person in factory.identity.list_users():
         try:
             factory.storage_limits.release(person)
         except SciplatError as err:
             print(f"sciplat: could not release the home of {person.name}: {err.message}",
                   file=sys.stderr)  # fmt: skip
+    for group in factory.identity.list_groups():
+        try:
+            factory.storage_limits.release_group(group)
+        except SciplatError as err:
+            print(f"sciplat: could not release the group directory of {group.name}: "
+                  f"{err.message}", file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -22,7 +22,11 @@ from sciplat.labs.local.backend import LocalBackend
 from sciplat.labs.local.storage import cgroups
 from sciplat.labs.services.labs import LabService
 from sciplat.paths import DataDir, default_data_dir
-from sciplat.quotas.services.quotas import QuotaService, storage_limit_of
+from sciplat.quotas.services.quotas import (
+    QuotaService,
+    group_storage_limit_of,
+    storage_limit_of,
+)
 from sciplat.quotas.services.resolver import QuotaResolver
 from sciplat.quotas.services.usage import UsageService
 from sciplat.shared import Shared
@@ -121,7 +125,10 @@ class Factory(Shared):
     @cached_property
     def storage_limits(self) -> StorageLimits:
         return detect_storage_limits(
-            self.config.volumes, self.as_root, storage_limit_of(self.quota_resolver)
+            self.config.volumes,
+            self.as_root,
+            storage_limit_of(self.quota_resolver),
+            group_storage_limit_of(self.quota_resolver),
         )
 
     @cached_property

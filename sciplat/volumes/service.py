@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from sciplat.config import VolumesConfig
@@ -59,8 +60,9 @@ class VolumeService:
         storage.ensure_dir(path, GROUP_MODE, *owner)
         return path
 
-    def provision(self, user: User) -> Path:
-        """Create or repair the user's home and the links to their group and shared directories.
+    def provision(self, user: User, without: Collection[str] = ()) -> Path:
+        """Create or repair the user's home and the links to their group and shared directories
+        (except the groups named in ``without``, whose directories are not offered).
 
         Returns the home. Existing files are never touched; only the home's own owner and mode
         and the platform's links are set.
@@ -75,6 +77,7 @@ class VolumeService:
         group_links = {
             Path(self.config.group_link.format(group=g.name)): self.provision_group(g)
             for g in user.groups
+            if g.name not in without
         }
         shared_links = {Path("shared") / v.name: v.path for v in self.config.shared}
         link_dir = Path(self.config.group_link.format(group="x")).parent

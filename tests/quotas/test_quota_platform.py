@@ -22,12 +22,16 @@ def quota_platform() -> Iterator[Platform]:
     with running_platform() as p:
         p.config["quotas"] = {
             "default": {"labs": 1, "cores": 0.5, "memory": "512MiB"},
-            "groups": {p.user("big"): {"labs": 2, "cores": 2, "memory": "2GiB"}},
+            "groups": {
+                p.user("big"): {"labs": 2, "cores": 2, "memory": "2GiB"},
+                p.user("team"): {"group_storage": "24MiB"},
+            },
             "users": {p.user("filler"): {"storage": "24MiB"}},
         }
         p.down()
         p.up()
         p.sciplat("group", "add", p.user("big"))
+        p.sciplat("group", "add", p.user("team"))
         yield p
 
 
@@ -115,6 +119,38 @@ def test_full_home_stops_writes_for_that_user_only(quota_platform: Platform) -> 
         for line in hub_log.splitlines()
         if "lab " in line
     ), "no storage warning"
+
+
+def test_full_group_directory_stops_writes_there_only(quota_platform: Platform) -> None:
+    p = quota_platform
+    team = p.user("team")
+    member = p.add_user("teammate", groups=(team,))
+    token = p.token(member)
+    p.start_lab(member, token)
+    kernel = LabKernel(p.url, member, token)
+    try:
+        fill = (
+            "import os\n"
+            "def fill(path):\n"
+            "    try:\n"
+            "        with open(os.path.expanduser(path), 'wb') as f:\n"
+            "            for _ in range(40):\n"
+            "                f.write(b'x' * 2**20); f.flush(); os.fsync(f.fileno())\n"
+            "        return 'WROTE'\n"
+            "    except OSError as e:\n"
+            "        return f'FAILED {e.errno}'\n"
+            f"print(fill('~/groups/{team}/big.bin'), fill('~/own.bin'))"
+        )
+        shared, own = kernel.run(fill).strip().rsplit(" ", 1)
+    finally:
+        kernel.close()
+    assert shared == "FAILED 28", (shared, own)  # ENOSPC in the group directory
+    assert own == "WROTE"  # the member's home has no limit
+    shown = json.loads(p.sciplat("quota", "show", member, "--json").stdout)
+    line = shown["quotas"]["group_storage"]
+    assert line["limit"] == 24 * 2**20
+    assert line["used"] > 0.7 * line["limit"]
+    assert any(f"group directory of {team}" in w for w in shown["warnings"]), shown["warnings"]
 
 
 def test_reload_applies_new_quotas_and_keeps_running_labs(quota_platform: Platform) -> None:

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from sciplat.config import VolumesConfig
-from sciplat.identity.models import User
+from sciplat.identity.models import Group, User
 from sciplat.quotas.errors import QuotaExceededError, StorageLimitError, StorageShrinkError
 from sciplat.quotas.storage import ext4, mounts
+from sciplat.volumes.service import VolumeService
 from sciplat.volumes.storage_limits import (
     LoopImageLimits,
     ReportOnly,
@@ -51,11 +52,12 @@ else:
 """
 
 
-def write_as(user: User, path: Path, size: int) -> str:
-    """Write ``size`` random bytes to ``path`` as ``user``; "ok" or the errno name."""
+def write_as(user: User, path: Path, size: int, groups: tuple[int, ...] = ()) -> str:
+    """Write ``size`` random bytes to ``path`` as ``user`` (with supplementary ``groups``);
+    "ok" or the errno name."""
     proc = subprocess.run(
         [PYTHON, "-c", WRITER, str(path), str(size)],
-        user=user.uid, group=user.gid, extra_groups=[], cwd="/",
+        user=user.uid, group=user.gid, extra_groups=list(groups), cwd="/",
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return proc.stdout.strip()
@@ -97,7 +99,9 @@ def limits() -> dict[str, int | None]:
 @pytest.fixture
 def backend(root: Path, limits: dict[str, int | None]) -> LoopImageLimits:
     volumes = VolumesConfig(root=root / "storage")
-    return LoopImageLimits(volumes, lambda user: limits.get(user.name), "test")
+    return LoopImageLimits(
+        volumes, lambda user: limits.get(user.name), "test", lambda g: limits.get(f"group:{g}")
+    )
 
 
 def snapshot(top: Path) -> dict[str, tuple[int, int, int, int, str]]:
@@ -309,7 +313,7 @@ def test_zero_and_tiny_limits_are_refused(backend, limits):
     with pytest.raises(QuotaExceededError, match="not allowed for your account"):
         backend.apply(ALICE)
     limits["alice"] = 4 * MiB
-    with pytest.raises(StorageLimitError, match="below the smallest home image"):
+    with pytest.raises(StorageLimitError, match="below the smallest storage image"):
         backend.apply(ALICE)
 
 
@@ -333,3 +337,75 @@ def test_report_only_measures_and_warns(root, limits):
     assert status.capacity == 10 * MiB
     assert backend.describe() == "report-only (not enforcing): not root"
     assert backend.warning(ALICE) is not None
+
+
+ASTRO = Group("astro", 900791)
+OPTICS = Group("optics", 900792)
+
+
+def group_dir(backend: LoopImageLimits, group: Group) -> Path:
+    """The group's directory as VolumeService makes it when no limit applies."""
+    return VolumeService(backend.volumes, as_root=True).provision_group(group)
+
+
+def test_full_group_directory_stops_members_writes_only_there(backend, limits):
+    limits.update({"group:astro": 20 * MiB})
+    status = backend.apply_group(ASTRO)
+    assert status.note == "" and status.offered
+    shared = backend.volumes.group_path("astro")
+    assert os.path.ismount(shared)
+    st = shared.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o2770, 0, ASTRO.gid)
+    assert backend.image_of(backend.group_volume(ASTRO)).parent.name == "groups"
+
+    # ALICE and BOB are both members: together they cannot go past the group's limit
+    assert write_as(ALICE, shared / "a", 8 * MiB, (ASTRO.gid,)) == "ok"
+    assert write_as(BOB, shared / "b", 16 * MiB, (ASTRO.gid,)) in ("ENOSPC", "EDQUOT")
+    assert (shared / "a").stat().st_gid == ASTRO.gid  # setgid directory: files stay shared
+    # another group without a limit, and the members' homes, are not affected
+    assert backend.apply_group(OPTICS).capacity is None
+    other = group_dir(backend, OPTICS)
+    assert write_as(ALICE, other / "c", 24 * MiB, (OPTICS.gid,)) == "ok"
+    assert not os.path.ismount(other)
+    assert backend.group_used(ASTRO) >= 8 * MiB
+    assert "group directory of astro" in (backend.group_warning(ASTRO) or "")
+
+
+def test_a_running_member_defers_the_group_image_until_it_is_gone(backend, limits):
+    shared = group_dir(backend, ASTRO)  # no limit yet: a plain directory
+    (shared / "results.txt").write_text("computed yesterday\n")
+    holder = subprocess.Popen(
+        [PYTHON, "-c", "import time; time.sleep(60)"],
+        user=BOB.uid, group=BOB.gid, extra_groups=[ASTRO.gid], cwd="/",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: holder.pid in mounts.processes_with_group(ASTRO.gid), 10)
+        limits.update({"group:astro": 24 * MiB})
+        status = backend.apply_group(ASTRO)
+        assert "takes effect once no lab of its members runs" in status.note
+        assert not os.path.ismount(shared)
+        assert status.capacity is None
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    status = backend.apply_group(ASTRO)
+    assert status.note == ""
+    assert os.path.ismount(shared)
+    assert (shared / "results.txt").read_text() == "computed yesterday\n"
+    assert write_as(ALICE, shared / "big", 30 * MiB, (ASTRO.gid,)) in ("ENOSPC", "EDQUOT")
+
+
+def test_zero_group_storage_offers_no_directory(backend, limits):
+    limits.update({"group:astro": 0})
+    status = backend.apply_group(ASTRO)
+    assert not status.offered
+    assert "group_storage quota is 0" in status.note
+    assert not backend.volumes.group_path("astro").exists()
+
+
+def test_release_unmounts_group_images(backend, limits, root):
+    limits.update({"group:astro": 20 * MiB})
+    backend.apply_group(ASTRO)
+    backend.release_group(ASTRO)
+    assert not os.path.ismount(backend.volumes.group_path("astro"))
+    assert not loop_lines(root)

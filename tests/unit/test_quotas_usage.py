@@ -31,11 +31,15 @@ ALICE = User("alice", 5000, 5000, groups=(Group("astro", 6000),))
 
 
 class FakeHomes:
-    def __init__(self, used: int) -> None:
+    def __init__(self, used: int, group_used: int = MiB) -> None:
         self.amount = used
+        self.group_amount = group_used
 
     def used(self, user: User) -> int:
         return self.amount
+
+    def group_used(self, group: Group) -> int:
+        return self.group_amount
 
 
 class FakeStorage:
@@ -52,6 +56,9 @@ class FakeStorage:
     def capacity(self, user: User) -> int | None:
         return None
 
+    def group_warning(self, group: Group) -> str | None:
+        return f"group directory of {group.name} is 100% full" if self.message else None
+
 
 def service(tmp_path: Path, home_used: int = 0, warning: str | None = None) -> QuotaService:
     volumes = VolumesConfig(root=tmp_path)
@@ -63,12 +70,14 @@ def service(tmp_path: Path, home_used: int = 0, warning: str | None = None) -> Q
 def test_usage_adds_up_labs_and_measures_directories(tmp_path):
     (tmp_path / "groups" / "astro").mkdir(parents=True)
     (tmp_path / "groups" / "astro" / "data").write_bytes(os.urandom(300_000))
-    usage = UsageService(VolumesConfig(root=tmp_path), FakeHomes(123)).usage(
+    usage = UsageService(VolumesConfig(root=tmp_path), FakeHomes(123, 1230)).usage(
         ALICE, [LabUse(1.0, 2 * GiB), LabUse(0.5, GiB)], {"jobs": 2}
     )
     assert usage.values == {"labs": 2, "cores": 1.5, "memory": 3 * GiB, "storage": 123, "jobs": 2}
-    assert usage.group_storage["astro"] >= 300_000
-    assert usage.get("group_storage") == usage.group_storage["astro"]
+    assert usage.group_storage == {"astro": 1230}  # measured by the storage backend
+    assert usage.get("group_storage") == 1230
+    walked = UsageService(VolumesConfig(root=tmp_path)).usage(ALICE, [])
+    assert walked.group_storage["astro"] >= 300_000
     assert usage.get("dask_workers") is None
 
 

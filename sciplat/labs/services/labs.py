@@ -23,6 +23,7 @@ from sciplat.labs.environments.service import EnvironmentService
 from sciplat.labs.menu import EnvironmentMenu, environment_menu, sizes_within
 from sciplat.labs.models import LabOptions, LabState, LabUsage
 from sciplat.paths import DataDir
+from sciplat.quotas.errors import StorageLimitError
 from sciplat.quotas.models import LabUse
 from sciplat.quotas.services.quotas import QuotaService
 from sciplat.quotas.services.usage import lab_use
@@ -192,7 +193,8 @@ class LabService(Shared):
         storage = await asyncio.to_thread(self.storage_limits.apply, user)
         if storage.note:
             progress(15, storage.note)
-        home = await asyncio.to_thread(self.volumes.provision, user)
+        not_offered = await self._group_storage(user, progress)
+        home = await asyncio.to_thread(self.volumes.provision, user, not_offered)
         progress(20, f"Home directory {home} ready")
         warning = await asyncio.to_thread(self.storage_limits.warning, user)
         if warning:
@@ -263,6 +265,29 @@ class LabService(Shared):
                     )
                 await asyncio.sleep(interval)
                 interval = min(interval * 1.5, READY_POLL_MAX_SECONDS)
+
+    async def _group_storage(self, user: User, progress: Progress) -> frozenset[str]:
+        """Apply the ``group_storage`` limit of each of the user's group directories; returns
+        the groups whose directory is not offered (their quota is 0)."""
+        hidden = set()
+        for group in user.groups:
+            try:
+                status = await asyncio.to_thread(self.storage_limits.apply_group, group)
+            except StorageLimitError as err:
+                # a group's limit that cannot change now must not keep members out of labs:
+                # the directory stays as it was, and the member is told why
+                log.warning("group directory of %s: %s", group.name, err.message)
+                progress(15, f"The group directory of {group.name} keeps its current size "
+                             f"limit: {err.message}")  # fmt: skip
+                continue
+            if not status.offered:
+                hidden.add(group.name)
+            if status.note:
+                progress(15, status.note)
+            warning = await asyncio.to_thread(self.storage_limits.group_warning, group)
+            if warning and status.offered:
+                progress(20, warning)
+        return frozenset(hidden)
 
     async def _tutorials(self, user: User, home: Path, progress: Progress) -> None:
         """Refresh the shared read-only copy of the tutorials and link it into the home. A

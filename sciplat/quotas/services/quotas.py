@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sciplat.identity.models import User
+from sciplat.identity.models import Group, User
 from sciplat.quotas.errors import QuotaExceededError
 from sciplat.quotas.models import (
     QUOTA_KEYS,
@@ -56,6 +56,8 @@ class StorageInfo(Protocol):
 
     def capacity(self, user: User) -> int | None: ...
 
+    def group_warning(self, group: Group) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class QuotaCheck:
@@ -70,6 +72,16 @@ def storage_limit_of(resolver: QuotaResolver) -> Callable[[User], int | None]:
 
     def limit_of(user: User) -> int | None:
         value = resolver.limit("storage", user.name, user.group_names).value
+        return None if value is None else int(value)
+
+    return limit_of
+
+
+def group_storage_limit_of(resolver: QuotaResolver) -> Callable[[str], int | None]:
+    """The function the storage limits backend asks for a group directory's size in bytes."""
+
+    def limit_of(group: str) -> int | None:
+        value = resolver.group_storage(group).value
         return None if value is None else int(value)
 
     return limit_of
@@ -154,7 +166,7 @@ class QuotaService(Shared):
         for key in QUOTA_KEYS:
             detail = ""
             if key == "group_storage":
-                detail, over = self._groups_detail(usage.group_storage)
+                detail, over = self._groups_detail(user, usage.group_storage)
                 warnings += over
             line = QuotaLine(key, effective[key], usage.get(key), detail)
             fraction = line.fraction
@@ -182,14 +194,21 @@ class QuotaService(Shared):
                          "when their next lab starts")  # fmt: skip
         return found
 
-    def _groups_detail(self, sizes: Mapping[str, int]) -> tuple[str, list[str]]:
+    def _groups_detail(self, user: User, sizes: Mapping[str, int]) -> tuple[str, list[str]]:
+        """Each group directory's use against its limit, and warnings for full ones (by what
+        the enforcing backend can still hold, else by the limit)."""
         parts, over = [], []
+        groups = {g.name: g for g in user.groups}
         for group, size in sorted(sizes.items()):
             limit = self.resolver.group_storage(group)
             parts.append(
                 f"{group}: {format_bytes(size)} of {format_amount('group_storage', limit.value)}"
             )
-            if limit.value is not None and size >= WARN_AT * limit.value:
+            if self.storage is not None and self.storage.enforcing and group in groups:
+                warning = self.storage.group_warning(groups[group])
+                if warning:
+                    over.append(warning)
+            elif limit.value is not None and size >= WARN_AT * limit.value:
                 over.append(f"group directory of {group} is {size / max(limit.value, 1):.0%} full")
         return ", ".join(parts), over
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from sciplat.config import Config, VolumesConfig
-from sciplat.identity.models import User
+from sciplat.identity.models import Group, User
 from sciplat.labs.models import LabState
 from sciplat.quotas.models import LabUse, Number, Usage
 from sciplat.quotas.storage import tree
@@ -21,9 +21,12 @@ def lab_use(size_name: str, config: Config) -> LabUse:
 
 
 class HomeUsage(Protocol):
-    """Measures homes; :class:`sciplat.volumes.storage_limits.StorageLimits` is one."""
+    """Measures homes and group directories; :class:`sciplat.volumes.limits.StorageLimits`
+    is one."""
 
     def used(self, user: User) -> int: ...
+
+    def group_used(self, group: Group) -> int: ...
 
 
 class UsageService:
@@ -39,9 +42,11 @@ class UsageService:
             return self.homes.used(user)
         return tree.measure(self.volumes.home_path(user.name)).size
 
-    def group_directories(self, groups: Sequence[str]) -> dict[str, int]:
+    def group_directories(self, groups: Sequence[Group]) -> dict[str, int]:
         """Bytes each group's shared directory takes."""
-        return {g: tree.measure(self.volumes.group_path(g)).size for g in groups}
+        if self.homes is not None:
+            return {g.name: self.homes.group_used(g) for g in groups}
+        return {g.name: tree.measure(self.volumes.group_path(g.name)).size for g in groups}
 
     def usage(
         self,
@@ -60,7 +65,7 @@ class UsageService:
             "storage": self.home(user),
         }
         values.update(counters or {})
-        groups = self.group_directories(user.group_names) if measure_groups else {}
+        groups = self.group_directories(user.groups) if measure_groups else {}
         return Usage(user.name, values, groups)
 
 

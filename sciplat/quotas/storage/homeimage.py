@@ -32,6 +32,12 @@ class HomeImage:
     owner: str
     home: Path
     image: Path
+    #: how messages name the directory ("the home of alice", "the group directory of astro")
+    label: str = ""
+
+    @property
+    def described(self) -> str:
+        return self.label or f"the home of {self.owner}"
 
     @property
     def aside(self) -> Path:
@@ -85,7 +91,7 @@ class HomeImage:
         if holders:
             raise StorageLimitError(
                 f"{self.home} is in use (processes {', '.join(map(str, holders[:5]))}): stop "
-                f"the labs of {self.owner} and try again"
+                f"the labs using {self.described} and try again"
             )
         content = tree.measure(self.home).size
         self.staging.mkdir(mode=0o700)
@@ -95,7 +101,7 @@ class HomeImage:
                 room = ext4.space(self.staging).available
                 if content > room:
                     raise StorageShrinkError(
-                        f"the home of {self.owner} holds {format_bytes(content)}, more than "
+                        f"{self.described} holds {format_bytes(content)}, more than "
                         f"its storage quota leaves room for ({format_bytes(room)}). Nothing "
                         "was changed: raise the quota or delete files first"
                     )
@@ -125,7 +131,7 @@ class HomeImage:
     def finish(self) -> None:
         """Delete the original after a successful :meth:`move_in`."""
         shutil.rmtree(self.aside)
-        log.info("moved the home of %s into its storage image %s", self.owner, self.image)
+        log.info("moved %s into its storage image %s", self.described, self.image)
 
     def recover(self) -> None:
         """Finish or undo a move that an earlier process did not complete.

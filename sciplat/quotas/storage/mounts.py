@@ -94,3 +94,22 @@ def processes_inside(path: Path) -> list[int]:
                 found.append(int(name))
                 break
     return found
+
+
+def processes_with_group(gid: int) -> list[int]:
+    """Pids of processes holding ``gid`` as their real, effective or a supplementary group
+    (other than this process): those that can write a directory of mode 2770 owned by it."""
+    found = []
+    own = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == own:
+            continue
+        try:
+            with open(f"/proc/{name}/status", encoding="ascii", errors="replace") as status:
+                lines = [line for line in status if line.startswith(("Gid:", "Groups:"))]
+        except OSError:
+            continue
+        ids = {int(word) for line in lines for word in line.split()[1:] if word.isdigit()}
+        if gid in ids:
+            found.append(int(name))
+    return found
