@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 from sciplat.configbase import Bytes, parse_bytes
 from sciplat.configbase import Section as _Section
 from sciplat.errors import ConfigError
+from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.naming import NAME_PATTERN
 from sciplat.quotas.config import QuotaLimits, QuotasConfig
 from sciplat.tap.config import TapConfig
@@ -305,6 +306,11 @@ class HubConfig(_Section):
         description="configurable-http-proxy command; default: the one `make up` installed.",
     )
     spawn_timeout: int = Field(120, ge=5, description="Seconds a lab may take to answer.")
+    lab_backend: Literal["local", "kubernetes"] = Field(
+        "local",
+        description="Where labs run: local processes in cgroups, or pods (section kubernetes).",
+        examples=["kubernetes"],
+    )
 
 
 class TutorialsConfig(_Section):
@@ -385,6 +391,10 @@ class Config(_Section):
     hub: HubConfig = Field(default_factory=HubConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     quotas: QuotasConfig = Field(default_factory=QuotasConfig)
+    kubernetes: KubernetesConfig = Field(
+        default_factory=KubernetesConfig,
+        description="Labs as pods, used when hub.lab_backend is kubernetes.",
+    )
 
     @field_validator("sizes", "environments", "groups")
     @classmethod

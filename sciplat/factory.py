@@ -32,6 +32,7 @@ from sciplat.quotas.services.usage import UsageService
 from sciplat.shared import Shared
 
 if TYPE_CHECKING:
+    from sciplat.labs.kubernetes.wiring import KubernetesServices
     from sciplat.tap.wiring import TapServices
 from sciplat.volumes.service import VolumeService
 from sciplat.volumes.storage_limits import StorageLimits, detect_storage_limits
@@ -108,7 +109,20 @@ class Factory(Shared):
 
     @cached_property
     def lab_backend(self) -> LabBackend:
+        if self.config.hub.lab_backend == "kubernetes":
+            return self.kubernetes.backend
         return LocalBackend(cgroups.detect(self.cgroup_parent))
+
+    @cached_property
+    def kubernetes(self) -> KubernetesServices:
+        """Labs as pods: API client, backend, image catalog (hub.lab_backend: kubernetes)."""
+        from sciplat.labs.kubernetes.wiring import build_kubernetes  # noqa: PLC0415 - client on use
+
+        def limits_of(name: str) -> dict[str, float | int | None]:
+            effective = self.quotas.effective(self.identity.get_user(name))
+            return {key: limit.value for key, limit in effective.limits.items()}
+
+        return build_kubernetes(self.config.kubernetes, limits_of)
 
     @cached_property
     def environments(self) -> EnvironmentService:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sciplat.labs.kubernetes.models import KubeObject, NamespaceQuota
+from sciplat.labs.kubernetes.models import KubeObject
 
 #: container waiting reasons that mean the image cannot be had
 IMAGE_REASONS = frozenset(
@@ -14,22 +12,6 @@ IMAGE_REASONS = frozenset(
 CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 #: statuses worth another try (the API server busy, restarting or unreachable)
 TRANSIENT = frozenset({0, 429, 500, 502, 503, 504})
-
-
-def namespace_quota(limits: dict[str, Any], claims: int) -> NamespaceQuota:
-    """The ResourceQuota of a user's namespace from the user's effective limits (``cores``,
-    ``memory``, ``labs`` → pods; None: unlimited) and the number of claims each user has."""
-
-    def number(key: str) -> Any:
-        return limits.get(key)
-
-    cores, memory, labs = number("cores"), number("memory"), number("labs")
-    return NamespaceQuota(
-        cores=None if cores is None else float(cores),
-        memory=None if memory is None else int(memory),
-        pods=None if labs is None else int(labs),
-        pvcs=claims,
-    )
 
 
 def refused_message(status: int, detail: str, what: str) -> str:

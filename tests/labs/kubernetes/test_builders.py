@@ -23,6 +23,7 @@ from tests.labs.kubernetes.conftest import full_config, lab_spec
 DATA = Path(__file__).parents[2] / "data" / "kubernetes"
 #: the newest minors whose schemas the installed kubernetes-validate ships
 VERSIONS = ("1.35", "1.36", "1.37")
+ENFORCE = "pod-security.kubernetes.io/enforce"
 QUOTA = NamespaceQuota(cores=4, memory=16 * 1024**3, pods=2, pvcs=1)
 
 
@@ -113,6 +114,16 @@ def test_policy_holds_for_every_user(user: str, server: str, uid: int) -> None:
     ]
     assert len(policy["ingress"]) == 1
     assert objects.quota["spec"]["hard"]["pods"] == "2"
+    assert objects.namespace["metadata"]["labels"][ENFORCE] == "restricted"
+
+
+def test_host_path_volumes_only_warn_about_the_restricted_profile() -> None:
+    volume = {"name": "home", "kind": "host_path", "mount_path": "{home}", "path": "/srv/{user}"}
+    objects = lab_objects(full_config(volumes=[volume]), lab_spec(), QUOTA)
+    labels = objects.namespace["metadata"]["labels"]
+    assert ENFORCE not in labels
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert objects.pod["spec"]["volumes"][1]["hostPath"]["path"] == "/srv/alice"
 
 
 def test_a_root_lab_is_refused() -> None:

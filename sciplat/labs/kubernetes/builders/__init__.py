@@ -20,7 +20,9 @@ def lab_objects(config: KubernetesConfig, spec: LabSpec, quota: NamespaceQuota) 
     the configured repository with the environment's name as its tag."""
     namespace = lab_namespace(config.namespace_prefix, spec.user)
     return LabObjects(
-        namespace=build_namespace(namespace, spec.user),
+        namespace=build_namespace(
+            namespace, spec.user, any(v.kind == "host_path" for v in config.volumes)
+        ),
         quota=build_resource_quota(namespace, spec.user, quota),
         network_policy=build_network_policy(config, namespace, spec.user),
         claims=tuple(build_claims(config, spec, namespace)),

@@ -19,14 +19,27 @@ QUOTA_NAME = "sciplat-quota"
 POLICY_NAME = "sciplat-labs"
 
 
-def build_namespace(name: str, user: str) -> KubeObject:
-    """The namespace ``name`` holding ``user``'s labs."""
+#: Pod Security admission: the cluster itself refuses a lab pod that breaks the restricted
+#: profile (root, privilege escalation, capabilities, host paths)
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+
+
+def build_namespace(name: str, user: str, host_paths: bool = False) -> KubeObject:
+    """The namespace ``name`` holding ``user``'s labs, under the restricted Pod Security
+    profile; with ``host_paths`` (test clusters' hostPath volumes, which that profile forbids)
+    the profile only warns."""
+    security = dict(RESTRICTED)
+    if host_paths:
+        del security["pod-security.kubernetes.io/enforce"]
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
             "name": name,
-            "labels": {**MANAGED_BY, **user_labels(user)},
+            "labels": {**MANAGED_BY, **user_labels(user), **security},
             "annotations": {USER_KEY: user},
         },
     }

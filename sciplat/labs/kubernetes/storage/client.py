@@ -69,6 +69,11 @@ class KubernetesApi:
         return cls(configuration)
 
     async def _api(self, name: str) -> Any:
+        """The API class ``name`` on the shared connection pool.
+
+        Raises:
+            LabError: no credentials (kubeconfig missing or unreadable, not in a cluster).
+        """
         if self._client is None:
             configuration = self._configuration
             if configuration is None:
@@ -84,8 +89,9 @@ class KubernetesApi:
                         )
                 except (k8s_config.ConfigException, OSError) as exc:
                     where = self._kubeconfig or "the in-cluster service account"
-                    raise KubernetesApiError(
-                        0, "NoCredentials", f"cannot load {where}: {exc}; set kubernetes.kubeconfig"
+                    raise LabError(
+                        f"The platform cannot reach its Kubernetes cluster: cannot load {where} "
+                        f"({exc}). Tell an administrator to set kubernetes.kubeconfig."
                     ) from exc
             self._client = k8s.ApiClient(configuration)
         return getattr(k8s, name)(self._client)

@@ -1,0 +1,86 @@
+"""The factory builds the Kubernetes backend from sciplat.yaml: the namespace quota comes from
+the same quota resolver as every other limit, and the API from the configured kubeconfig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sciplat.errors import LabError
+from sciplat.factory import Factory
+from sciplat.labs.kubernetes.backend import KubernetesBackend
+from sciplat.labs.kubernetes.models import NamespaceQuota
+from sciplat.labs.kubernetes.wiring import namespace_quota
+from tests.labs.kubernetes.conftest import lab_spec
+from tests.support.fake_kubernetes import FakeKubernetes
+
+CONFIG = """
+identity: {{host_accounts: "off"}}
+volumes: {{root: {root}}}
+sizes: [{{name: small, cpu: 1, memory: 2GiB, default: true}}]
+hub: {{lab_backend: kubernetes}}
+kubernetes:
+  kubeconfig: {kubeconfig}
+  namespace_prefix: t
+  poll_seconds: 0.001
+quotas:
+  default: {{labs: 2, cores: 4, memory: 8GiB}}
+  groups:
+    astro: {{cores: 8}}
+"""
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "hub", "user": {"token": "not-checked"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "hub"}}],
+        "current-context": "fake",
+    }))  # fmt: skip
+    return path
+
+
+def factory_for(tmp_path: Path, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Factory:
+    monkeypatch.delenv("SCIPLAT_CONFIG", raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    text = CONFIG.format(root=tmp_path / "storage", kubeconfig=kubeconfig)
+    (data / "sciplat.yaml").write_text(text)
+    return Factory.from_data_dir(data)
+
+
+async def test_the_factory_wires_quota_and_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeKubernetes() as fake:
+        factory = factory_for(tmp_path, write_kubeconfig(tmp_path / "kc", fake.url), monkeypatch)
+        factory.identity.sync_config_groups()
+        factory.identity.add_user("alice", ["astro"])
+        backend = factory.lab_backend
+        assert isinstance(backend, KubernetesBackend)
+        assert backend.quota_for("alice") == NamespaceQuota(8.0, 8 * 1024**3, 2, 1)
+        state = await backend.start(lab_spec(), lambda percent, line: None)
+        quota = fake.get("ResourceQuota", "t-alice", "sciplat-quota")
+        assert quota is not None
+        assert quota["spec"]["hard"]["limits.cpu"] == "8"
+        await backend.stop(state)
+        await backend.api.close()
+
+
+async def test_a_missing_kubeconfig_says_which_setting_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory = factory_for(tmp_path, tmp_path / "missing", monkeypatch)
+    factory.identity.add_user("alice")
+    with pytest.raises(LabError, match=r"cannot load .*missing.*kubernetes.kubeconfig"):
+        await factory.lab_backend.start(lab_spec(), lambda percent, line: None)
+
+
+def test_namespace_quota_from_limits() -> None:
+    assert namespace_quota({"cores": 2, "memory": None, "labs": 1}, 0) == NamespaceQuota(
+        2.0, None, 1, 0
+    )
