@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,3 +82,28 @@ def tap_services(hipparcos_dir: Path) -> Iterator[TapServices]:
     backend = DuckDBBackend(hipparcos_dir)
     yield build_tap(config, hipparcos_dir, hub=fake_hub(), backend=backend)
     backend.close()
+
+
+@pytest.fixture
+async def started_tap(
+    hipparcos_dir: Path, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[TapServices]]]:
+    """Builds TAP services over Hipparcos with their job workers running (as the app's
+    lifespan would), jobs under ``tmp_path/jobs``: call it with TapConfig settings. Stops
+    every one it made."""
+    made: list[TapServices] = []
+
+    async def make(**settings: Any) -> TapServices:
+        config = TapConfig(**{"default_maxrec": 1000, **settings})
+        backend = DuckDBBackend(hipparcos_dir)
+        services = build_tap(config, tmp_path, hub=fake_hub(), backend=backend,
+                             jobs_dir=tmp_path / "jobs")  # fmt: skip
+        await services.jobs.start()
+        made.append(services)
+        return services
+
+    yield make
+    for services in made:
+        await services.jobs.stop()
+        services.jobs.store.close()
+        services.backend.close()

@@ -229,5 +229,5 @@ class JobStore:
 
 
 def utcnow() -> datetime:
-    """Now, in UTC, to the second (UWS times are ISO 8601 to the second)."""
-    return datetime.now(UTC).replace(microsecond=0)
+    """Now, in UTC (kept to the microsecond so jobs sort by creation; shown to the second)."""
+    return datetime.now(UTC)
