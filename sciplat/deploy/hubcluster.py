@@ -1,0 +1,53 @@
+"""What the hub does differently in a cluster: the proxy and TAP are Deployments of their own.
+
+On one machine the hub, the proxy and TAP all listen on loopback (``sciplat.hub.config``). In
+a cluster the hub listens on the pod's address so the proxy (another pod) reaches it, talks to
+the proxy's REST API through its Service, and knows TAP as an external service (its URL, no
+command: the chart runs it). The chart passes the addresses in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from sciplat.errors import ConfigError
+from sciplat.factory import Factory
+from sciplat.hub.config import configure_hub
+
+#: variables the chart sets in the hub container
+REQUIRED = ("SCIPLAT_HUB_CONNECT_URL", "SCIPLAT_PROXY_API_URL", "CONFIGPROXY_AUTH_TOKEN")
+
+
+def cluster_services(
+    services: list[dict[str, Any]], env: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The hub's managed services with TAP turned into an external one at ``$SCIPLAT_TAP_URL``
+    (dropped when the chart runs no TAP)."""
+    out = [service for service in services if service["name"] != "tap"]
+    if env.get("SCIPLAT_TAP_URL") and len(out) < len(services):
+        out.append({"name": "tap", "url": env["SCIPLAT_TAP_URL"]})
+    return out
+
+
+def configure_cluster_hub(c: Any, factory: Factory, env: Mapping[str, str] = os.environ) -> None:
+    """Fill JupyterHub's config object ``c`` for a hub running in a pod.
+
+    Raises:
+        ConfigError: a variable the chart sets is missing (the container was not started
+            by the chart).
+    """
+    missing = [var for var in REQUIRED if not env.get(var)]
+    if missing:
+        raise ConfigError(
+            f"the hub runs in a cluster but {', '.join(missing)} is not set: start it with "
+            "the Helm chart (deploy/helm/sciplat), or use `sciplat up` on one machine"
+        )
+    configure_hub(c, factory)
+    port = factory.config.hub.hub_port
+    c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{port}"  # the pod's address, behind a Service
+    c.JupyterHub.hub_connect_url = env["SCIPLAT_HUB_CONNECT_URL"]
+    c.ConfigurableHTTPProxy.api_url = env["SCIPLAT_PROXY_API_URL"]
+    c.ConfigurableHTTPProxy.auth_token = env["CONFIGPROXY_AUTH_TOKEN"]
+    c.JupyterHub.services = cluster_services(list(c.JupyterHub.services), env)

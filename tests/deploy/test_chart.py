@@ -1,0 +1,78 @@
+"""The chart renders, offline, into objects Kubernetes accepts, and refuses wrong values."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.conftest import CHART, VALUES_1000, Run, by_kind, render
+
+#: Kubernetes minors the rendered objects must be valid for (the chart says >= 1.29)
+KUBERNETES = ["1.33.0", "1.34.0", "1.35.0"]
+
+
+def test_lint_passes_for_the_defaults_and_the_1000_user_site(helm: Run) -> None:
+    for extra in ([], ["-f", str(VALUES_1000)]):
+        done = helm("lint", "--strict", str(CHART), *extra)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "where"),
+    [
+        ("config.quotas.default.cores=lots", "/config/quotas/default/cores"),
+        ("config.quotas.default.memory=lots", "/config/quotas/default/memory"),
+        ("config.auth.provider=ldap", "/config/auth/provider"),
+        ("config.hub.spawn_timeout=-1", "/config/hub/spawn_timeout"),
+        ("config.quotas.defaults.cores=2", "/config/quotas"),  # a misspelt key
+        ("hub.resources.limits.memory=lots", "/hub/resources/limits/memory"),
+        ("proxy.service.type=Magic", "/proxy/service/type"),
+    ],
+)
+def test_a_wrong_value_fails_lint_and_template_naming_it(
+    helm: Run, setting: str, where: str
+) -> None:
+    for command in (["lint", str(CHART)], ["template", "t", str(CHART)]):
+        done = helm(*command, "--set", setting)
+        assert done.returncode != 0, f"{command[0]} accepted {setting}"
+        assert f"at '{where}'" in done.stdout + done.stderr
+
+
+def test_the_1000_user_site_renders_every_component(objects_1000: list[dict[str, Any]]) -> None:
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects_1000}
+    assert {
+        ("Deployment", "t-sciplat-hub"),
+        ("Deployment", "t-sciplat-proxy"),
+        ("Deployment", "t-sciplat-tap"),
+        ("Role", "t-sciplat-hub-prepuller"),
+        ("ConfigMap", "t-sciplat-config"),
+        ("ClusterRole", "t-sciplat-hub"),
+        ("Ingress", "t-sciplat"),
+    } <= names
+    config = yaml.safe_load(by_kind(objects_1000, "ConfigMap")[0]["data"]["sciplat.yaml"])
+    assert config == yaml.safe_load(VALUES_1000.read_text())["config"]  # the document, as is
+
+
+def test_switches_leave_out_what_is_off(helm: Run) -> None:
+    objects = render(helm, "--set", "config.services.tap.enabled=false")
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert not any("tap" in name for _, name in kinds)
+    hub = by_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert "SCIPLAT_TAP_URL" not in {e["name"] for e in hub["env"]}
+
+
+@pytest.mark.parametrize("version", KUBERNETES)
+def test_every_object_is_valid_kubernetes(objects_1000: list[dict[str, Any]], version: str) -> None:
+    for obj in objects_1000:
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_validation_would_catch_a_broken_object(objects_1000: list[dict[str, Any]]) -> None:
+    broken = copy.deepcopy(by_kind(objects_1000, "Deployment")[0])
+    broken["spec"]["template"]["spec"]["containers"][0]["resources"]["limit"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES[-1], strict=True)

@@ -1,0 +1,88 @@
+"""What every pod of the chart promises: not root, no capabilities, no privilege escalation,
+a read-only root filesystem, resources, probes, and the API token only where it is needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.deploy.conftest import by_kind, named
+
+WORKLOADS = ("Deployment", "DaemonSet")
+
+
+def pods(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(o["metadata"]["name"], o["spec"]["template"]["spec"])
+            for kind in WORKLOADS for o in by_kind(objects, kind)]  # fmt: skip
+
+
+def test_every_container_is_locked_down(objects_1000: list[dict[str, Any]]) -> None:
+    seen = 0
+    for name, pod in pods(objects_1000):
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] >= 10000, name
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            where = f"{name}/{container['name']}"
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["capabilities"] == {"drop": ["ALL"]}, where
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["privileged"] is False, where
+            for bound in ("requests", "limits"):
+                assert set(container["resources"][bound]) == {"cpu", "memory"}, where
+            seen += 1
+    assert seen == 3  # hub, proxy, TAP
+
+
+def test_only_the_hub_mounts_an_api_token(objects_1000: list[dict[str, Any]]) -> None:
+    mounts = {name: pod["automountServiceAccountToken"] for name, pod in pods(objects_1000)}
+    assert mounts.pop("t-sciplat-hub") is True
+    assert mounts and not any(mounts.values())
+    (account,) = by_kind(objects_1000, "ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_deployments_have_probes(objects_1000: list[dict[str, Any]]) -> None:
+    for deployment in by_kind(objects_1000, "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert "readinessProbe" in container and "livenessProbe" in container
+
+
+def test_secrets_stay_out_of_the_config_map(objects_1000: list[dict[str, Any]]) -> None:
+    (config_map,) = by_kind(objects_1000, "ConfigMap")
+    assert "postgresql" not in config_map["data"]["sciplat.yaml"]
+    hub = named(objects_1000, "Deployment", "t-sciplat-hub")
+    env = {e["name"]: e for e in hub["spec"]["template"]["spec"]["containers"][0]["env"]}
+    secret = {name: var["valueFrom"]["secretKeyRef"] for name, var in env.items()
+              if name.endswith("_URL") and "valueFrom" in var}  # fmt: skip
+    assert secret == {
+        "SCIPLAT_STATE_URL": {"name": "sciplat-db", "key": "state-url"},
+        "SCIPLAT_HUB_DB_URL": {"name": "sciplat-db", "key": "hub-url"},
+    }
+
+
+def test_the_proxy_api_is_open_to_the_hub_only(objects_1000: list[dict[str, Any]]) -> None:
+    policy = named(objects_1000, "NetworkPolicy", "t-sciplat-proxy")
+    public, api = policy["spec"]["ingress"]
+    assert "from" not in public
+    assert api["ports"] == [{"port": 8001, "protocol": "TCP"}]
+    assert api["from"] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "sciplat", "app.kubernetes.io/instance": "t",
+        "app.kubernetes.io/component": "hub"}}}]  # fmt: skip
+
+
+def test_the_hub_role_holds_only_what_labs_need(objects_1000: list[dict[str, Any]]) -> None:
+    (role,) = by_kind(objects_1000, "ClusterRole")
+    granted = {(group, resource, verb) for rule in role["rules"]
+               for group in rule["apiGroups"] for resource in rule["resources"]
+               for verb in rule["verbs"]}  # fmt: skip
+    assert not any("*" in part for item in granted for part in item)
+    resources = {resource for _, resource, _ in granted}
+    assert resources == {"namespaces", "pods", "persistentvolumeclaims", "resourcequotas",
+                         "networkpolicies", "events"}  # fmt: skip
+    assert {verb for *_, verb in granted} == {"get", "list", "create", "update", "delete"}
+    assert {verb for _, resource, verb in granted if resource == "events"} == {"get", "list"}
+    (prepuller,) = by_kind(objects_1000, "Role")
+    assert prepuller["rules"] == [
+        {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "create", "update"]}
+    ]
