@@ -20,6 +20,7 @@ from sciplat.labs.environments import registry
 from sciplat.labs.environments.service import EnvironmentService
 from sciplat.labs.local.backend import LocalBackend
 from sciplat.labs.local.storage import cgroups
+from sciplat.labs.local.storage.prefork import PreforkServers
 from sciplat.labs.services.labs import LabService
 from sciplat.paths import DataDir, default_data_dir
 from sciplat.quotas.services.quotas import (
@@ -111,7 +112,12 @@ class Factory(Shared):
     def lab_backend(self) -> LabBackend:
         if self.config.hub.lab_backend == "kubernetes":
             return self.kubernetes.backend
-        return LocalBackend(cgroups.detect(self.cgroup_parent))
+        return LocalBackend(cgroups.detect(self.cgroup_parent), prefork=self.prefork)
+
+    @cached_property
+    def prefork(self) -> PreforkServers:
+        """The resident parents that fork labs, one per environment (see storage/prefork.py)."""
+        return PreforkServers(self.data.run / "prefork", self.data.logs / "prefork")
 
     @cached_property
     def kubernetes(self) -> KubernetesServices:

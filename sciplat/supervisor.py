@@ -25,6 +25,7 @@ import httpx
 from sciplat.errors import SciplatError
 from sciplat.factory import Factory
 from sciplat.hub.config import proxy_token, public_url
+from sciplat.labs.builder import server_command
 from sciplat.labs.local.storage.processes import start_time
 
 HUB_CONFIG = Path(__file__).parent / "hub" / "jupyterhub_config.py"
@@ -213,6 +214,10 @@ class Supervisor:
                       file=sys.stderr)  # fmt: skip
                 return 1
             self.add_service_routes()
+            # the default environment's pre-forked parent; others start at their first lab
+            default = self.factory.config.default_environment()
+            if default is not None:
+                self.factory.prefork.warm(server_command(default))
             if on_ready is not None:
                 on_ready()
             while not self.stopping:
@@ -242,7 +247,8 @@ class Supervisor:
             self.add_service_routes()
 
     def shutdown(self) -> None:
-        """Stop hub then proxy (labs keep running)."""
+        """Stop hub, proxy and pre-forked parents (labs keep running)."""
+        self.factory.prefork.stop_all()
         for name, proc in (("hub", self.hub), ("proxy", self.proxy)):
             if proc is None:
                 stop_process(self.data.pid_file(name))  # adopted from an earlier supervisor

@@ -14,6 +14,12 @@ from sciplat.errors import LabError
 from sciplat.labs.backend import LabBackend, Progress
 from sciplat.labs.local.storage import processes
 from sciplat.labs.local.storage.cgroups import CgroupDriver
+from sciplat.labs.local.storage.prefork import (
+    PreforkFailed,
+    PreforkServers,
+    PreforkUnavailable,
+    lab_environment,
+)
 from sciplat.labs.models import LabSpec, LabState, LabUsage
 
 log = logging.getLogger(__name__)
@@ -42,13 +48,24 @@ def launch_description(spec: LabSpec, cgroup_procs: list[Path]) -> dict[str, Any
 
 
 class LocalBackend(LabBackend):
-    """Labs as local process trees. With ``cgroups`` None (not root) labs run unconfined."""
+    """Labs as local process trees. With ``cgroups`` None (not root) labs run unconfined.
+
+    With ``prefork`` set, an environment's standard lab server is forked from that
+    environment's resident parent (ready in a fraction of the plain start's time); any other
+    command, or no parent ready, takes the plain launcher.
+    """
 
     name = "local"
 
-    def __init__(self, cgroups: CgroupDriver | None, stop_grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        cgroups: CgroupDriver | None,
+        stop_grace: float = 10.0,
+        prefork: PreforkServers | None = None,
+    ) -> None:
         self.cgroups = cgroups
         self.stop_grace = stop_grace
+        self.prefork = prefork
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     async def start(self, spec: LabSpec, progress: Progress) -> LabState:
@@ -65,19 +82,25 @@ class LocalBackend(LabBackend):
             except OSError as exc:
                 raise LabError(f"cannot set up resource limits for the lab: {exc}") from exc
             cgroup, procs = spec.slug, self.cgroups.procs_files(spec.slug)
-        proc = processes.start_launcher(launch_description(spec, procs), spec.log_path)
-        self._children[proc.pid] = proc
-        started = None
+        launch = launch_description(spec, procs)
+        pid = await self._forked(spec, launch)
+        how = "pre-forked" if pid is not None else "launcher"
+        child = None
+        if pid is None:
+            child = processes.start_launcher(launch, spec.log_path)
+            self._children[child.pid] = child
+            pid = child.pid
+        started = processes.start_time(pid)
         for _ in range(100):
-            started = processes.start_time(proc.pid)
-            if started is not None or proc.poll() is not None:
+            if started is not None or (child is not None and child.poll() is not None):
                 break
             await asyncio.sleep(0.005)
-        progress(50, "Lab process started")
+            started = processes.start_time(pid)
+        progress(50, "Lab process started" + (" (pre-forked)" if how == "pre-forked" else ""))
         return LabState(
             backend=self.name,
             slug=spec.slug,
-            pid=proc.pid,
+            pid=pid,
             start_time=started or 0,
             ip=spec.ip,
             port=spec.port,
@@ -86,7 +109,32 @@ class LocalBackend(LabBackend):
             environment=spec.environment,
             size=spec.size,
             started=time.time(),
+            extra={"started_by": how},
         )
+
+    async def _forked(self, spec: LabSpec, launch: dict[str, Any]) -> int | None:
+        """The pid of a lab forked from its environment's parent, or None: take the plain
+        launcher (no parent yet, then one is started for the next lab; not a lab server).
+
+        Raises:
+            LabError: the forked child could not become the lab (the launcher would fail alike).
+        """
+        env = lab_environment(spec.command) if self.prefork is not None else None
+        if self.prefork is None or env is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.prefork.fork_lab, env, launch, spec.log_path)
+        except PreforkUnavailable as exc:
+            log.info("lab %s: plain start: %s", spec.slug, exc)
+        except PreforkFailed as exc:
+            raise LabError(f"the lab could not be set up: {exc}",
+                           log_tail=processes.tail(spec.log_path, 20)) from exc  # fmt: skip
+        except OSError as exc:
+            log.warning("lab %s: plain start, the pre-forked server failed: %s", spec.slug, exc)
+        if spec.isolate and self.cgroups is not None and self.cgroups.pids(spec.slug):
+            # a child that never answered: never two labs at once
+            await asyncio.to_thread(self.cgroups.kill_all, spec.slug)
+        return None
 
     def _alive(self, state: LabState) -> bool:
         proc = self._children.get(state.pid)

@@ -79,8 +79,16 @@ def drop_privileges(uid: int, gid: int, groups: list[int]) -> None:
     raise RuntimeError("privileges could not be dropped")
 
 
-def launch(spec: dict[str, Any]) -> None:
-    """Set the process up as ``spec`` says and exec the lab; never returns."""
+def prepare(spec: dict[str, Any]) -> None:
+    """Make this process the lab's: cgroup, mounts, user, home, umask, stdin from /dev/null.
+
+    Shared by the exec path (:func:`launch`) and the pre-forked child
+    (``prefork_server.py``), so both isolate a lab the same way.
+
+    Raises:
+        OSError: a step failed (joining the cgroup, a mount, the home is missing).
+        RuntimeError: root could be regained after dropping privileges.
+    """
     if spec["isolate"]:
         pid = str(os.getpid())
         for procs in spec["cgroup_procs"]:
@@ -96,6 +104,15 @@ def launch(spec: dict[str, Any]) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+
+
+def launch(spec: dict[str, Any]) -> None:
+    """Set the process up as ``spec`` says and exec the lab; never returns.
+
+    Raises:
+        OSError, RuntimeError: see :func:`prepare`; OSError also if the exec fails.
+    """
+    prepare(spec)
     os.execve(spec["command"][0], spec["command"], spec["env"])  # noqa: S606 - no shell wanted
 
 
