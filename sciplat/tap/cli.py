@@ -30,6 +30,7 @@ def catalog_load(
     info, rows = services.catalogues.load(path, table, ra, dec, description)
     indexed = (
         f", sorted by HEALPix order {info.spatial.order} of ({info.spatial.ra}, {info.spatial.dec})"
+        + (", with a pgSphere index" if services.backend.dialect == "postgres" else "")
         if info.spatial
         else " (no sky positions: cone searches will scan the table)"
     )

@@ -27,9 +27,33 @@ class TapConfig(BaseModel):
     )
     backend: str = Field(
         "duckdb",
-        pattern="^duckdb$",
-        description="Catalogue backend: duckdb (embedded; PostgreSQL + pgSphere is planned).",
-        examples=["duckdb"],
+        pattern="^(duckdb|postgres)$",
+        description=(
+            "Catalogue backend: duckdb (embedded, files under data_dir) or postgres (PostgreSQL "
+            "with pgSphere at dsn)."
+        ),
+        examples=["postgres"],
+    )
+    dsn: str = Field(
+        "",
+        description=(
+            "postgres backend: libpq connection string of the role that owns the catalogue "
+            "(loads tables, creates TAP_SCHEMA and the query role). Passwords belong in "
+            "~/.pgpass or PGPASSFILE, not here."
+        ),
+        examples=["host=db.example.org dbname=catalogue user=sciplat_owner"],
+    )
+    query_role: str = Field(
+        "sciplat_tap",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description=(
+            "postgres backend: the login role queries run as (created if missing): SELECT on "
+            "the published schemas only, read-only transactions. Same host and database as dsn."
+        ),
+        examples=["sciplat_tap"],
+    )
+    pool_size: int = Field(
+        4, ge=1, le=100, description="postgres backend: connections kept for queries."
     )
     data_dir: str = Field(
         "",

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sciplat.errors import ConfigError
 from sciplat.tap.config import TapConfig
 from sciplat.tap.services.access import AccessService, QueryLimits, RateCheck
 from sciplat.tap.services.catalogue import CatalogueService
@@ -16,6 +17,7 @@ from sciplat.tap.storage.backend import CatalogueBackend
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.storage.hub import HubClient
 from sciplat.tap.storage.jobs import JobStore
+from sciplat.tap.storage.postgres import PostgresBackend
 
 
 @dataclass
@@ -45,6 +47,27 @@ def hub_api_url(config: TapConfig, hub_port: int = 8081) -> str:
     )
 
 
+def build_backend(config: TapConfig, data_root: Path) -> CatalogueBackend:
+    """The catalogue backend ``config.backend`` names (nothing is opened yet).
+
+    Raises:
+        ConfigError: the postgres backend without a ``dsn``.
+    """
+    if config.backend == "postgres":
+        if not config.dsn:
+            raise ConfigError(
+                "services.tap.backend is postgres but services.tap.dsn is empty: give the "
+                "catalogue database's connection string (host=... dbname=... user=...)"
+            )
+        return PostgresBackend(config.dsn, query_role=config.query_role, pool_size=config.pool_size)
+    return DuckDBBackend(
+        tap_directory(config, data_root),
+        threads=config.threads,
+        memory_limit=config.memory_limit,
+        row_group_size=config.row_group_size,
+    )
+
+
 def build_tap(
     config: TapConfig,
     data_root: Path,
@@ -55,13 +78,12 @@ def build_tap(
     query_limits: QueryLimits | None = None,
     jobs_dir: Path | None = None,
 ) -> TapServices:
-    """Wire the TAP objects; tests pass their own ``hub`` client and ``backend``."""
-    backend = backend or DuckDBBackend(
-        tap_directory(config, data_root),
-        threads=config.threads,
-        memory_limit=config.memory_limit,
-        row_group_size=config.row_group_size,
-    )
+    """Wire the TAP objects; tests pass their own ``hub`` client and ``backend``.
+
+    Raises:
+        ConfigError: the postgres backend without a ``dsn``.
+    """
+    backend = backend or build_backend(config, data_root)
     hub = hub or HubClient(hub_api_url(config, hub_port), config.token_cache_seconds)
     access = AccessService(config, hub, rate_check, query_limits)
     query = QueryService(config, backend, access)

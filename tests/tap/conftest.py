@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from sciplat.tap.config import TapConfig
@@ -18,8 +22,10 @@ from sciplat.tap.models.catalogue import (
     SpatialIndex,
     TableInfo,
 )
+from sciplat.tap.storage.backend import CatalogueBackend
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.storage.hub import HubClient
+from sciplat.tap.storage.postgres import PostgresBackend
 from sciplat.tap.storage.readers import hipparcos_path, read_hipparcos
 from sciplat.tap.tap_schema import with_tap_schema
 from sciplat.tap.wiring import TapServices, build_tap
@@ -81,6 +87,75 @@ def tap_services(hipparcos_dir: Path) -> Iterator[TapServices]:
     config = TapConfig(public_schemas=["TAP_SCHEMA", "hipparcos"], default_maxrec=1000)
     backend = DuckDBBackend(hipparcos_dir)
     yield build_tap(config, hipparcos_dir, hub=fake_hub(), backend=backend)
+    backend.close()
+
+
+# The PostgreSQL the test machines run (trust authentication for postgres on loopback).
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5"
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A database of its own on the local PostgreSQL, with pgSphere, and a query role name."""
+
+    dsn: str
+    name: str
+    query_role: str
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[PgDatabase]:
+    """A uniquely named database (dropped at the end, with its query role); skips without
+    PostgreSQL at 127.0.0.1:5432 or without pgSphere on it."""
+    suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
+    db = PgDatabase(
+        dsn=f"host=127.0.0.1 port=5432 user=postgres dbname=sciplat_tap_{suffix}",
+        name=f"sciplat_tap_{suffix}",
+        query_role=f"sciplat_tap_q_{suffix}",
+    )
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True)
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 as postgres: {exc}")
+    with admin:
+        found = admin.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_sphere'"
+        ).fetchone()
+        if found is None:
+            pytest.skip("pgSphere is not installed on the PostgreSQL server: apt-get install "
+                        "postgresql-15-pgsphere (scripts/bootstrap.sh test does)")  # fmt: skip
+        admin.execute(f'CREATE DATABASE "{db.name}"')
+        try:
+            with psycopg.connect(db.dsn, autocommit=True) as probe:
+                probe.execute("CREATE EXTENSION pg_sphere")
+        except psycopg.Error as exc:
+            admin.execute(f'DROP DATABASE "{db.name}" WITH (FORCE)')
+            pytest.skip(f"pgSphere cannot be created ({exc}): run scripts/bootstrap.sh test")
+        try:
+            yield db
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE IF EXISTS "{db.query_role}"')
+
+
+@pytest.fixture(scope="session")
+def pg_hipparcos(pg_database: PgDatabase) -> Iterator[PostgresBackend]:
+    """Hipparcos in the session's PostgreSQL database (metadata re-read on every query)."""
+    backend = PostgresBackend(pg_database.dsn, pg_database.query_role, metadata_seconds=0)
+    info, data = read_hipparcos(hipparcos_path())
+    backend.load_table(info, SchemaInfo("hipparcos", "demo"), data)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def any_backend(request: pytest.FixtureRequest, hipparcos_dir: Path) -> Iterator[CatalogueBackend]:
+    """Hipparcos in each catalogue backend in turn: DuckDB, then PostgreSQL + pgSphere."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg_hipparcos")
+        return
+    backend = DuckDBBackend(hipparcos_dir)
+    yield backend
     backend.close()
 
 

@@ -278,7 +278,7 @@ def _area(call: exp.Expr, sql: GeometrySql) -> exp.Expr:
             this="PI", expressions=[])), expression=exp.paren(cap))  # fmt: skip
         return exp.Anonymous(this="DEGREES", expressions=[
             exp.Anonymous(this="DEGREES", expressions=[steradians])])  # fmt: skip
-    return exp.Literal.number(repr(polygon_area(shape)))
+    return exp.cast(exp.Literal.number(repr(polygon_area(shape))), "DOUBLE")  # not DECIMAL
 
 
 def polygon_area(polygon: Polygon) -> float:

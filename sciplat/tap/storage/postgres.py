@@ -128,8 +128,6 @@ class PostgresBackend(CatalogueBackend):
         self._meta_conn: psycopg.Connection[Any] | None = None
         self._cached: tuple[float, int, Catalogue] | None = None
 
-    # -- connections ----------------------------------------------------------------------------
-
     def _connect_owner(self, autocommit: bool = False) -> psycopg.Connection[Any]:
         try:
             return psycopg.connect(self.dsn, autocommit=autocommit, connect_timeout=10)
@@ -171,8 +169,6 @@ class PostgresBackend(CatalogueBackend):
             if self._meta_conn is not None:
                 self._meta_conn.close()
                 self._meta_conn = None
-
-    # -- setup ----------------------------------------------------------------------------------
 
     def prepare(self) -> None:
         """Create pgSphere, TAP_SCHEMA, sciplat_meta and the query role where missing (idempotent).
@@ -228,8 +224,6 @@ class PostgresBackend(CatalogueBackend):
                 )
             )
 
-    # -- metadata -------------------------------------------------------------------------------
-
     def catalogue(self) -> Catalogue:
         """The published tables, re-read when a load has bumped the generation.
 
@@ -261,8 +255,6 @@ class PostgresBackend(CatalogueBackend):
             self._cached = (now, generation, catalogue)
             return catalogue
 
-    # -- queries --------------------------------------------------------------------------------
-
     def run(
         self,
         sql: str,
@@ -275,11 +267,16 @@ class PostgresBackend(CatalogueBackend):
         try:
             pool = self._query_pool()
             with pool.connection(timeout=max(timeout, 1.0)) as conn:
-                unregister = cancel.on_set(conn.cancel_safe) if cancel else (lambda: None)
+                canceller = _Canceller(conn)
+                unregister = cancel.on_set(canceller.start) if cancel else (lambda: None)
+                backstop = threading.Timer(timeout + 2.0, canceller.start)
+                backstop.start()
                 try:
                     return _run_in_transaction(conn, sql, timeout, uploads or {})
                 finally:
+                    backstop.cancel()
                     unregister()
+                    canceller.stop()  # before the connection can serve another query
                     conn.rollback()  # nothing to keep; drops the upload tables
         except psycopg.errors.QueryCanceled as exc:
             if cancel is not None and cancel.is_set:
@@ -294,8 +291,6 @@ class PostgresBackend(CatalogueBackend):
             ) from exc
         except (PoolTimeout, CatalogueLoadError) as exc:
             raise QueryFailedError(f"the catalogue database is not available: {exc}") from exc
-
-    # -- loading --------------------------------------------------------------------------------
 
     def load_table(self, info: TableInfo, schema: SchemaInfo, data: pa.Table) -> int:
         """Create or replace ``info`` from ``data`` in one transaction; returns the row count.
@@ -355,6 +350,43 @@ class PostgresBackend(CatalogueBackend):
                     q.Identifier(info.schema, f"{staging_name}_spoint"), q.Identifier(index)
                 )
             )
+
+
+class _Canceller:
+    """Sends cancel requests for one connection's statement until told to stop.
+
+    One request is not always enough: PostgreSQL drops a cancel that reaches a parallel query's
+    leader while it is still starting its workers (seen here on 15.20 about one time in three
+    within the first 0.2 s), so the request is repeated every half second. ``stop`` waits for
+    the sender, so no late request can reach the connection's next statement.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._done.is_set():
+                self._thread = threading.Thread(target=self._send, daemon=True)
+                self._thread.start()
+
+    def _send(self) -> None:
+        while not self._done.is_set():
+            try:
+                self._conn.cancel_safe(timeout=5)
+            except psycopg.Error:
+                return  # the connection is gone: nothing left to stop
+            self._done.wait(0.5)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._done.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
 
 
 def _run_in_transaction(
