@@ -1,9 +1,10 @@
-"""What the hub does differently in a cluster: the proxy and TAP are Deployments of their own.
+"""What the hub does differently in a cluster: the proxy, TAP and jobs are Deployments of their
+own.
 
 On one machine the hub, the proxy and TAP all listen on loopback (``sciplat.hub.config``). In
 a cluster the hub listens on the pod's address so the proxy (another pod) reaches it, talks to
-the proxy's REST API through its Service, and knows TAP as an external service (its URL, no
-command: the chart runs it). The chart passes the addresses in the environment.
+the proxy's REST API through its Service, and knows TAP and jobs as external services (their
+URLs, no command: the chart runs them). The chart passes the addresses in the environment.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from sciplat.deploy.incluster import SERVICES
 from sciplat.errors import ConfigError
 from sciplat.factory import Factory
 from sciplat.hub.config import configure_hub
@@ -23,11 +25,13 @@ REQUIRED = ("SCIPLAT_HUB_CONNECT_URL", "SCIPLAT_PROXY_API_URL", "CONFIGPROXY_AUT
 def cluster_services(
     services: list[dict[str, Any]], env: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    """The hub's managed services with TAP turned into an external one at ``$SCIPLAT_TAP_URL``
-    (dropped when the chart runs no TAP)."""
-    out = [service for service in services if service["name"] != "tap"]
-    if env.get("SCIPLAT_TAP_URL") and len(out) < len(services):
-        out.append({"name": "tap", "url": env["SCIPLAT_TAP_URL"]})
+    """The hub's managed services with TAP and jobs turned into external ones at
+    ``$SCIPLAT_TAP_URL`` / ``$SCIPLAT_JOBS_URL`` (dropped when the chart runs none)."""
+    out = [service for service in services if service["name"] not in SERVICES]
+    for name in SERVICES:
+        url = env.get(f"SCIPLAT_{name.upper()}_URL")
+        if url and any(service["name"] == name for service in services):
+            out.append({"name": name, "url": url})
     return out
 
 

@@ -1,10 +1,12 @@
-"""The entry point of the hub and TAP containers: ``python -m sciplat.deploy.incluster hub|tap``.
+"""The entry point of the hub, TAP and jobs containers:
+``python -m sciplat.deploy.incluster hub|tap|jobs``.
 
 The chart mounts the config document (a ConfigMap) at ``$SCIPLAT_CONFIG_SOURCE``; secrets
 (database URLs) arrive as environment variables from Secrets, never in the ConfigMap. This
 writes the document with those filled in to the data directory (an emptyDir), validates it
 exactly as ``sciplat up`` does, and then execs the hub (JupyterHub with
-``sciplat/deploy/jupyterhub_config.py``) or the TAP service listening on every address.
+``sciplat/deploy/jupyterhub_config.py``) or a service (TAP, notebook jobs) listening on the
+pod's addresses.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sciplat.errors import ConfigError
 from sciplat.paths import DataDir
 
 HUB_CONFIG = Path(__file__).with_name("jupyterhub_config.py")
+#: the platform's services that run as Deployments of their own (``python -m sciplat.<name>``)
+SERVICES = ("tap", "jobs")
 
 #: environment variable -> (section, key) of the document it fills in
 SECRET_KEYS = {
@@ -32,8 +36,8 @@ SECRET_KEYS = {
 
 def cluster_document(text: str, env: Mapping[str, str], source: str) -> str:
     """The config document ``text`` with the cluster's settings filled in from ``env``: the
-    database URLs (``SECRET_KEYS``) and, unless the document sets it, the hub API URL TAP
-    checks tokens against (``SCIPLAT_HUB_API_URL``).
+    database URLs (``SECRET_KEYS``) and, unless the document sets it, the hub API URL TAP and
+    the jobs service check tokens against (``SCIPLAT_HUB_API_URL``).
 
     Raises:
         ConfigError: the document (or the result) is not a valid config document.
@@ -44,8 +48,9 @@ def cluster_document(text: str, env: Mapping[str, str], source: str) -> str:
         if env.get(var):
             data.setdefault(section, {})[key] = env[var]
     if env.get("SCIPLAT_HUB_API_URL"):
-        tap = data.setdefault("services", {}).setdefault("tap", {})
-        tap.setdefault("hub_api_url", env["SCIPLAT_HUB_API_URL"])
+        for service in SERVICES:
+            section = data.setdefault("services", {}).setdefault(service, {})
+            section.setdefault("hub_api_url", env["SCIPLAT_HUB_API_URL"])
     result = yaml.safe_dump(data, sort_keys=False)
     parse_config(result, f"{source} (with the cluster's settings)")
     return result
@@ -72,24 +77,24 @@ def prepare(source: Path, data_dir: Path, env: Mapping[str, str]) -> DataDir:
 
 
 def command(role: str, data: DataDir) -> list[str]:
-    """The command line of ``role`` (``hub`` or ``tap``).
+    """The command line of ``role`` (``hub``, ``tap`` or ``jobs``).
 
     Raises:
         ConfigError: an unknown role.
     """
     if role == "hub":
         return [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)]
-    if role == "tap":
-        return [sys.executable, "-m", "sciplat.tap", "--data-dir", str(data.root),
+    if role in SERVICES:
+        return [sys.executable, "-m", f"sciplat.{role}", "--data-dir", str(data.root),
                 "--bind", "0.0.0.0"]  # fmt: skip  # noqa: S104 - a pod's own address
-    raise ConfigError(f"unknown role {role!r}: use hub or tap")
+    raise ConfigError(f"unknown role {role!r}: use hub, {' or '.join(SERVICES)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Prepare the data directory and exec the role's process; returns only on errors."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m sciplat.deploy.incluster hub|tap", file=sys.stderr)
+        print("usage: python -m sciplat.deploy.incluster hub|tap|jobs", file=sys.stderr)
         return 2
     source = Path(os.environ.get("SCIPLAT_CONFIG_SOURCE", "/etc/sciplat/sciplat.yaml"))
     data_dir = Path(os.environ.get("SCIPLAT_DATA_DIR", "/var/lib/sciplat"))

@@ -113,6 +113,13 @@ class Tap(Component):
     storage: Storage = Field(description="Volume for catalogue files (DuckDB).")
 
 
+class Jobs(Component):
+    """The notebook jobs service's Deployment; it runs when config.services.jobs.enabled is
+    true, with the hub's service account (jobs start through the lab backend, as labs do)."""
+
+    storage: Storage = Field(description="Volume for job records (jobs.sqlite).")
+
+
 class IngressTls(Section):
     """TLS of the Ingress."""
 
@@ -120,7 +127,7 @@ class IngressTls(Section):
 
 
 class Ingress(Section):
-    """One Ingress: /api/tap to TAP, everything else to the proxy."""
+    """One Ingress: the TAP and jobs prefixes to their services, everything else to the proxy."""
 
     enabled: bool = False
     className: str = Field("", description="IngressClass; empty: the cluster's default.")
@@ -151,6 +158,7 @@ class ChartValues(Section):
     hub: Hub
     proxy: Proxy
     tap: Tap
+    jobs: Jobs
     ingress: Ingress = Field(default_factory=Ingress)
     serviceAccount: ServiceAccount = Field(default_factory=ServiceAccount)
     rbac: Rbac = Field(default_factory=Rbac)

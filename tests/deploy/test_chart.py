@@ -48,21 +48,32 @@ def test_the_1000_user_site_renders_every_component(objects_1000: list[dict[str,
         ("Deployment", "t-sciplat-hub"),
         ("Deployment", "t-sciplat-proxy"),
         ("Deployment", "t-sciplat-tap"),
+        ("Deployment", "t-sciplat-jobs"),
         ("Role", "t-sciplat-hub-prepuller"),
         ("ConfigMap", "t-sciplat-config"),
         ("ClusterRole", "t-sciplat-hub"),
         ("Ingress", "t-sciplat"),
     } <= names
     config = yaml.safe_load(by_kind(objects_1000, "ConfigMap")[0]["data"]["sciplat.yaml"])
-    assert config == yaml.safe_load(VALUES_1000.read_text())["config"]  # the document, as is
+    chart = yaml.safe_load((CHART / "values.yaml").read_text())["config"]
+    site = yaml.safe_load(VALUES_1000.read_text())["config"]
+    assert config == helm_merge(chart, site)  # the document, as Helm merges values files
+
+
+def helm_merge(base: Any, over: Any) -> Any:
+    """Helm's merge of values files: mappings merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{key: helm_merge(base.get(key), value) for key, value in over.items()}}
+    return over
 
 
 def test_switches_leave_out_what_is_off(helm: Run) -> None:
-    objects = render(helm, "--set", "config.services.tap.enabled=false")
-    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    assert not any("tap" in name for _, name in kinds)
+    objects = render(helm, "--set", "config.services.tap.enabled=false",
+                     "--set", "config.services.jobs.enabled=false")  # fmt: skip
+    names = {o["metadata"]["name"] for o in objects}
+    assert not any(name.endswith(("-tap", "-jobs")) for name in names)
     hub = by_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
-    assert "SCIPLAT_TAP_URL" not in {e["name"] for e in hub["env"]}
+    assert not {"SCIPLAT_TAP_URL", "SCIPLAT_JOBS_URL"} & {e["name"] for e in hub["env"]}
 
 
 @pytest.mark.parametrize("version", KUBERNETES)

@@ -29,6 +29,7 @@ def test_secrets_and_the_hub_url_are_filled_in() -> None:
     assert config.hub.state_url == ENV["SCIPLAT_STATE_URL"]
     assert config.hub.hub_db_url == ""  # not given: JupyterHub's default
     assert config.services.tap.hub_api_url == ENV["SCIPLAT_HUB_API_URL"]
+    assert config.services.jobs.hub_api_url == ENV["SCIPLAT_HUB_API_URL"]
     assert config.auth.admin_users == ["admin"]
 
 
@@ -65,6 +66,7 @@ def test_commands_of_the_roles(tmp_path: Path) -> None:
     tap = command("tap", data)
     assert tap[1:3] == ["-m", "sciplat.tap"]
     assert tap[tap.index("--bind") + 1] == "0.0.0.0"  # noqa: S104 - the pod's own addresses
+    assert command("jobs", data)[1:3] == ["-m", "sciplat.jobs"]
     with pytest.raises(ConfigError, match="unknown role 'proxy'"):
         command("proxy", data)
 
@@ -84,14 +86,20 @@ def test_main_reports_a_bad_document_without_exec(
 SERVICES: list[dict[str, Any]] = [
     {"name": "idle-culler", "command": ["python", "-m", "jupyterhub_idle_culler"]},
     {"name": "tap", "url": "http://127.0.0.1:8090", "command": ["python", "-m", "sciplat.tap"]},
+    {"name": "jobs", "url": "http://127.0.0.1:8091", "command": ["python", "-m", "sciplat.jobs"]},
 ]
 
 
-def test_tap_becomes_an_external_service() -> None:
-    services = cluster_services(SERVICES, {"SCIPLAT_TAP_URL": "http://t-sciplat-tap:8090"})
-    assert services == [SERVICES[0], {"name": "tap", "url": "http://t-sciplat-tap:8090"}]
-    assert cluster_services(SERVICES, {}) == [SERVICES[0]]  # the chart runs no TAP
-    assert cluster_services(SERVICES[:1], {"SCIPLAT_TAP_URL": "http://x"}) == SERVICES[:1]
+def test_tap_and_jobs_become_external_services() -> None:
+    env = {"SCIPLAT_TAP_URL": "http://t-sciplat-tap:8090",
+           "SCIPLAT_JOBS_URL": "http://t-sciplat-jobs:8091"}  # fmt: skip
+    assert cluster_services(SERVICES, env) == [
+        SERVICES[0],
+        {"name": "tap", "url": "http://t-sciplat-tap:8090"},
+        {"name": "jobs", "url": "http://t-sciplat-jobs:8091"},
+    ]
+    assert cluster_services(SERVICES, {}) == [SERVICES[0]]  # the chart runs neither
+    assert cluster_services(SERVICES[:1], env) == SERVICES[:1]  # the config turned them off
 
 
 def cluster_factory(tmp_path: Path) -> Factory:

@@ -31,13 +31,13 @@ def test_every_container_is_locked_down(objects_1000: list[dict[str, Any]]) -> N
             for bound in ("requests", "limits"):
                 assert set(container["resources"][bound]) == {"cpu", "memory"}, where
             seen += 1
-    assert seen == 3  # hub, proxy, TAP
+    assert seen == 4  # hub, proxy, TAP, jobs
 
 
-def test_only_the_hub_mounts_an_api_token(objects_1000: list[dict[str, Any]]) -> None:
+def test_only_the_hub_and_jobs_mount_an_api_token(objects_1000: list[dict[str, Any]]) -> None:
     mounts = {name: pod["automountServiceAccountToken"] for name, pod in pods(objects_1000)}
-    assert mounts.pop("t-sciplat-hub") is True
-    assert mounts and not any(mounts.values())
+    assert mounts == {"t-sciplat-hub": True, "t-sciplat-jobs": True,  # start labs and jobs
+                      "t-sciplat-proxy": False, "t-sciplat-tap": False}  # fmt: skip
     (account,) = by_kind(objects_1000, "ServiceAccount")
     assert account["automountServiceAccountToken"] is False
 

@@ -86,3 +86,7 @@ tolerations:
     secretKeyRef: {name: {{ $db.urlSecret.name }}, key: {{ $db.urlSecret.key }}}
     {{- end }}
 {{- end -}}
+
+{{- define "sciplat.jobsPort" -}}{{ dig "services" "jobs" "port" 8091 .Values.config }}{{- end -}}
+{{- define "sciplat.jobsPrefix" -}}{{ dig "services" "jobs" "prefix" "/api/jobs" .Values.config }}{{- end -}}
+{{- define "sciplat.jobsEnabled" -}}{{ dig "services" "jobs" "enabled" true .Values.config }}{{- end -}}
