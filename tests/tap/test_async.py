@@ -121,10 +121,16 @@ async def test_bad_query_ends_in_error_with_the_message(client: httpx.AsyncClien
     assert (info.value, info.content) == ("ERROR", message)
 
 
-async def test_bad_parameters_are_refused_at_creation(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/tap/async", data={"QUERY": QUICK, "FORMAT": "fits"}, headers=ADA)
-    assert "RESPONSEFORMAT=fits is not supported" in r.text
-    assert (await client.get("/api/tap/async", headers=ADA)).text.count("jobref") == 0
+async def test_bad_parameters_end_the_job_in_error(client: httpx.AsyncClient) -> None:
+    for params, message in (
+        ({"FORMAT": "fits"}, "RESPONSEFORMAT=fits is not supported"),
+        ({"LANG": "SQL"}, "LANG=SQL is not supported"),
+        ({"MAXREC": "lots"}, "MAXREC=lots is not a whole number"),
+    ):
+        url = await _submit(client, QUICK, PHASE="RUN", **params)
+        root = await _wait_final(client, url)
+        assert _phase(root) == "ERROR"
+        assert message in (root.findtext(f"{UWS}errorSummary/{UWS}message") or "")
 
 
 async def test_abort_stops_the_query_in_the_database(started_tap: Make) -> None:

@@ -224,3 +224,19 @@ def test_read_votable_refuses_array_columns() -> None:
 def test_unknown_upload_is_an_unknown_table(tap_services: TapServices) -> None:
     with pytest.raises(UnknownTableError, match="uploaded: none"):
         translate("SELECT * FROM TAP_UPLOAD.t", tap_services.backend.catalogue())
+
+
+async def test_xtype_of_an_uploaded_column_is_kept(client: httpx.AsyncClient) -> None:
+    doc = (
+        b'<?xml version="1.0"?><VOTABLE version="1.4" '
+        b'xmlns="http://www.ivoa.net/xml/VOTable/v1.3"><RESOURCE><TABLE>'
+        b'<FIELD name="t" datatype="char" arraysize="*" xtype="timestamp"/>'
+        b'<FIELD name="c" datatype="char" arraysize="1"/><DATA><TABLEDATA>'
+        b"<TR><TD>2020-01-01T00:00:00</TD><TD>x</TD></TR></TABLEDATA></DATA></TABLE>"
+        b"</RESOURCE></VOTABLE>"
+    )
+    r = await _sync(client, "SELECT t, c FROM TAP_UPLOAD.u", "u,param:u", {"u": doc})
+    table = parse(io.BytesIO(r.content)).get_first_table()
+    assert table.get_field_by_id("t").xtype == "timestamp"
+    assert b'<FIELD name="c" datatype="char"/>' in r.content  # one character: no arraysize
+    assert table.array["t"][0] == "2020-01-01T00:00:00"

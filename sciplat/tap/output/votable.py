@@ -68,8 +68,9 @@ def _field(name: str, column: pa.ChunkedArray, meta: ColumnInfo | None) -> _Fiel
         dtype, arraysize = f"S{width * unit}", str(width)
         values = values.astype(dtype)
         base = meta or ColumnInfo(name, datatype)
+        # a single character needs no arraysize (arraysize="1" is deprecated since VOTable 1.3)
         info = ColumnInfo(name, datatype, base.description, base.unit, base.ucd, base.utype,
-                          arraysize, base.xtype)  # fmt: skip
+                          arraysize if width > 1 else None, base.xtype)  # fmt: skip
         return _Field(info, dtype, values, nulls, text)
     base = meta or ColumnInfo(name, datatype)
     info = ColumnInfo(name, datatype, base.description, base.unit, base.ucd, base.utype,

@@ -196,10 +196,13 @@ class JobService:
     def create(self, caller: Caller, values: Mapping[str, str], files: Mapping[str, bytes]) -> Job:
         """A new PENDING job from TAP parameters (upper-case names) and uploaded files.
 
-        The query's parameters and uploads are checked now, so a bad request fails at once.
+        Uploads are read now (they are stored with the job); LANG, FORMAT, MAXREC and the query
+        are checked when the job runs, which then ends in ERROR with the reason (TAP 1.1: a
+        job is created for any request, taplint checks it).
 
         Raises:
-            TapParameterError: a bad parameter or upload; TapQuotaError: too many jobs kept.
+            TapParameterError: a bad upload, EXECUTIONDURATION or DESTRUCTION;
+            TapQuotaError: too many jobs kept.
         """
         if self.store.count(caller.name) >= self.config.max_jobs_per_user:
             raise TapQuotaError(
@@ -207,7 +210,6 @@ class JobService:
                 "finished ones (DELETE /async/<id>) first"
             )
         uploads = self.uploads.tables(values.get("UPLOAD"), files)
-        self.query.request(values, uploads)  # checks LANG, FORMAT, MAXREC
         now = self.clock()
         job = Job(
             id=secrets.token_hex(16),

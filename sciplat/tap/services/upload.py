@@ -8,7 +8,7 @@ send the file itself. Limits: ``max_upload_bytes`` on the request body (enforced
 read, in the handler) and ``max_upload_rows`` on the rows of all its tables together.
 
 astropy parses the VOTable (every serialization, nulls, units, UCDs); the Arrow table keeps
-units, UCDs and descriptions as field metadata, so a table stored with an async job and read
+units, UCDs, descriptions and xtypes as field metadata, so a table stored with an async job and read
 back describes itself the same way (:func:`upload_from_arrow`).
 """
 
@@ -93,6 +93,7 @@ def _metadata(column: Table.Column) -> dict[str, str]:
         "unit": str(column.unit) if column.unit is not None else "",
         "ucd": str(column.meta.get("ucd") or ""),
         "description": str(column.description or ""),
+        "xtype": str(column.meta.get("xtype") or ""),
     }
     return {k: v for k, v in meta.items() if v}
 
@@ -112,7 +113,8 @@ def upload_from_arrow(name: str, table: pa.Table) -> Upload:
             )
         meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
         columns.append(ColumnInfo(field.name, datatype, meta.get("description", ""),
-                                  meta.get("unit", ""), meta.get("ucd", "")))  # fmt: skip
+                                  meta.get("unit", ""), meta.get("ucd", ""),
+                                  xtype=meta.get("xtype") or None))  # fmt: skip
     return Upload(TableInfo("TAP_UPLOAD", name, tuple(columns)), table)
 
 
