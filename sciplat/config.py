@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 from sciplat.configbase import Bytes, parse_bytes
 from sciplat.configbase import Section as _Section
 from sciplat.errors import ConfigError
+from sciplat.jobs.config import JobsConfig
 from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.naming import NAME_PATTERN
 from sciplat.quotas.config import QuotaLimits, QuotasConfig
@@ -369,6 +370,10 @@ class ServicesConfig(_Section):
     tap: TapConfig = Field(
         default_factory=TapConfig,
         description="The IVOA TAP service at /api/tap.",
+    )
+    jobs: JobsConfig = Field(
+        default_factory=JobsConfig,
+        description="Headless notebook jobs and their result cache at /api/jobs.",
     )
 
 

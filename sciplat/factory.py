@@ -33,6 +33,7 @@ from sciplat.quotas.services.usage import UsageService
 from sciplat.shared import Shared
 
 if TYPE_CHECKING:
+    from sciplat.jobs.wiring import JobsServices
     from sciplat.labs.kubernetes.wiring import KubernetesServices
     from sciplat.tap.wiring import TapServices
 from sciplat.volumes.service import VolumeService
@@ -176,6 +177,13 @@ class Factory(Shared):
             rate_check=lambda name, groups: quotas.check_rate_of(name, groups, "tap"),
             query_limits=quotas.query_limits,
         )
+
+    @cached_property
+    def jobs(self) -> JobsServices:
+        """The notebook jobs service's objects (job store, scheduler, result cache)."""
+        from sciplat.jobs.wiring import build_jobs  # noqa: PLC0415 - papermill only when used
+
+        return build_jobs(self)
 
     def isolation_warning(self) -> str | None:
         """Why labs are not isolated, if they are not (said at start and on the admin page)."""

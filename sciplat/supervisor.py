@@ -143,8 +143,12 @@ class Supervisor:
     def service_routes(self) -> dict[str, str]:
         """Public path → target of the platform's own services (the hub routes only its
         /services/<name>/ paths; DESIGN.md's URLs are /api/...)."""
-        tap = self.factory.config.services.tap
-        return {tap.prefix: f"http://127.0.0.1:{tap.port}"} if tap.enabled else {}
+        services = self.factory.config.services
+        return {
+            s.prefix: f"http://127.0.0.1:{s.port}"
+            for s in (services.tap, services.jobs)
+            if s.enabled
+        }
 
     def add_service_routes(self) -> None:
         """Tell the proxy about the services' public paths. Routes without the hub's mark

@@ -6,6 +6,7 @@ The hub is started with ``-f sciplat/hub/jupyterhub_config.py``, which calls
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -131,5 +132,40 @@ def configure_hub(c: Any, factory: Factory) -> None:
                 ],
             }
         )
+    _jobs_service(services, roles, factory)
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
+
+
+def _grant(roles: list[dict[str, Any]], name: str, base: list[str], scopes: list[str]) -> None:
+    """Add ``scopes`` to role ``name`` in ``roles`` (created with ``base`` if missing)."""
+    role = next((r for r in roles if r["name"] == name), None)
+    if role is None:
+        role = {"name": name, "scopes": list(base)}
+        roles.append(role)
+    role["scopes"] = [*role["scopes"], *(s for s in scopes if s not in role["scopes"])]
+
+
+def _jobs_service(
+    services: list[dict[str, Any]], roles: list[dict[str, Any]], factory: Factory
+) -> None:
+    """The notebook jobs service (``python -m sciplat.jobs``) and the scopes that reach it."""
+    jobs, data = factory.config.services.jobs, factory.data
+    if jobs.enabled:
+        keep = ("SCIPLAT_CGROUP_PARENT", "SCIPLAT_CONFIG", "SCIPLAT_HUB_PORT")
+        services.append(
+            {
+                "name": "jobs",
+                "url": f"http://127.0.0.1:{jobs.port}",
+                "command": [*SERVICE_EXEC, sys.executable, "-m", "sciplat.jobs",
+                            "--data-dir", str(data.root)],
+                # jobs start their processes in the platform's cgroups, as labs do
+                "environment": {"SCIPLAT_DATA_DIR": str(data.root),
+                                **{k: os.environ[k] for k in keep if k in os.environ}},
+            }
+        )  # fmt: skip
+        # users' tokens reach the service, and so does a lab's own token: the lab client
+        # finds the service through the hub (read:services) with no configuration
+        _grant(roles, "user", ["self"], ["access:services!service=jobs"])
+        _grant(roles, "server", ["users:activity!user", "access:servers!server"],
+               ["access:services!service=jobs", "read:services!service=jobs"])  # fmt: skip

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from sciplat.errors import SciplatError, ThrottledError
 from sciplat.jobs.errors import JobsAuthError
@@ -43,15 +43,19 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(services: JobsServices) -> Starlette:
     """The ASGI app serving ``services`` under ``services.config.prefix``; the scheduler runs
     for the app's lifetime."""
+    p = services.config.prefix
     routes = [
-        Route("/", jobs.submit, methods=["POST"]),
-        Route("/", jobs.listing, methods=["GET"]),
-        Route("/cache", jobs.cache_list, methods=["GET"]),
-        Route("/cache/{key}", jobs.cache_drop, methods=["DELETE"]),
-        Route("/{id}", jobs.status, methods=["GET"]),
-        Route("/{id}", jobs.cancel, methods=["DELETE"]),
-        Route("/{id}/notebook", jobs.notebook, methods=["GET"]),
-        Route("/{id}/html", jobs.html, methods=["GET"]),
+        # the collection answers with and without a trailing slash (no redirect for clients)
+        Route(p, jobs.submit, methods=["POST"]),
+        Route(p, jobs.listing, methods=["GET"]),
+        Route(p + "/", jobs.submit, methods=["POST"]),
+        Route(p + "/", jobs.listing, methods=["GET"]),
+        Route(p + "/cache", jobs.cache_list, methods=["GET"]),
+        Route(p + "/cache/{key}", jobs.cache_drop, methods=["DELETE"]),
+        Route(p + "/{id}", jobs.status, methods=["GET"]),
+        Route(p + "/{id}", jobs.cancel, methods=["DELETE"]),
+        Route(p + "/{id}/notebook", jobs.notebook, methods=["GET"]),
+        Route(p + "/{id}/html", jobs.html, methods=["GET"]),
     ]
 
     @asynccontextmanager
@@ -63,7 +67,7 @@ def create_app(services: JobsServices) -> Starlette:
         services.store.close()
 
     app = Starlette(
-        routes=[Mount(services.config.prefix, routes=routes)],
+        routes=routes,
         exception_handlers={SciplatError: _error, Exception: _server_error},
         lifespan=lifespan,
     )

@@ -1,0 +1,231 @@
+"""Notebook jobs through the running platform: the hub starts the service, the proxy routes
+/api/jobs, jobs run as their users in cgroups, results are cached and survive restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nbformat
+import pytest
+
+from sciplat.config import Config
+from tests.conftest import needs_root
+from tests.support.platform import Platform, free_ports, running_platform, wait_for
+
+pytestmark = [needs_root, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def jobs_platform() -> Iterator[Platform]:
+    port = free_ports(1)[0]
+    with running_platform(services={"jobs": {"enabled": True, "port": port}}) as p:
+        wait_for(
+            lambda: jobs_api(p, "GET", "", "no-token").status_code == 401,
+            120, 0.3, "the jobs service behind the proxy",
+        )  # fmt: skip
+        yield p
+
+
+def jobs_api(p: Platform, method: str, path: str, token: str, **kw: Any) -> httpx.Response:
+    try:
+        return httpx.request(
+            method, f"{p.url}/api/jobs{path}", headers={"Authorization": f"Bearer {token}"},
+            timeout=60, **kw,
+        )  # fmt: skip
+    except httpx.TransportError:
+        return httpx.Response(599)
+
+
+def notebook(*cells: str, **meta: Any) -> dict[str, Any]:
+    """A notebook whose first cell is tagged ``parameters``."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata.update(meta)
+    return dict(json.loads(nbformat.writes(nb)))
+
+
+def submit(p: Platform, token: str, **body: Any) -> dict[str, Any]:
+    r = jobs_api(p, "POST", "", token, json=body)
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+def wait_done(p: Platform, token: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        job = jobs_api(p, "GET", f"/{job_id}", token).json()
+        return job if job["status"] in ("done", "failed", "cancelled") else None
+
+    return dict(wait_for(finished, timeout, 0.1, f"job {job_id}"))
+
+
+def outputs(p: Platform, token: str, job_id: str) -> str:
+    r = jobs_api(p, "GET", f"/{job_id}/notebook", token)
+    assert r.status_code == 200, r.text
+    nb = nbformat.reads(r.text, 4)
+    return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+def home_of(p: Platform, user: str) -> Path:
+    return Config.model_validate(p.config).volumes.home_path(user)
+
+
+def uid_of(p: Platform, user: str) -> int:
+    users = json.loads(p.sciplat("user", "list", "--json").stdout)
+    return int(next(u["uid"] for u in users if u["name"] == user))
+
+
+WHOAMI = notebook("greeting = 'hi'", "import os\nprint(greeting, os.getuid(), os.environ['HOME'])")
+
+
+def test_a_job_runs_as_its_user_and_a_repeat_is_served_from_the_cache(
+    jobs_platform: Platform,
+) -> None:
+    p = jobs_platform
+    user = p.add_user("runner")
+    token = p.token(user)
+    job = submit(p, token, notebook=WHOAMI, parameters={"greeting": "hello"})
+    assert job["status"] == "queued" and not job["cached"]
+    done = wait_done(p, token, job["id"])
+    assert done["status"] == "done", done
+    assert done["progress"] == "cell 3 of 3"  # the injected parameters cell counts
+    assert f"hello {uid_of(p, user)} {home_of(p, user)}" in outputs(p, token, job["id"])
+    result = Path(done["result"])
+    assert result.is_relative_to(home_of(p, user))
+    assert result.stat().st_uid == uid_of(p, user)  # written by the user's own process
+
+    t0 = time.perf_counter()
+    again = submit(p, token, notebook=WHOAMI, parameters={"greeting": "hello"})
+    elapsed = time.perf_counter() - t0
+    assert again["cached"] and again["status"] == "done"
+    assert again["cached_from"] == job["id"] and again["cached_time"] == done["finished"]
+    assert again["result"] == done["result"]
+    # no kernel: no process was started for it (no log, no job directory of its own)
+    assert not (p.data_dir / "logs" / "jobs" / f"{again['id']}.log").exists()
+    assert not (result.parent.parent / again["id"]).exists()
+    assert elapsed < 2, elapsed
+
+    forced = submit(p, token, notebook=WHOAMI, parameters={"greeting": "hello"}, force=True)
+    assert not forced["cached"]
+    assert wait_done(p, token, forced["id"])["status"] == "done"
+
+
+def test_a_changed_cell_parameter_environment_or_input_runs_again(
+    jobs_platform: Platform,
+) -> None:
+    p = jobs_platform
+    user = p.add_user("changer")
+    token = p.token(user)
+    home = home_of(p, user)
+    data = home / "data.txt"
+    data.write_text("1\n")
+    os.chown(data, uid_of(p, user), uid_of(p, user))
+    base = notebook("n = 1", "print(n, open('data.txt').read())", sciplat={"inputs": ["data.txt"]})
+    (home / "nb.ipynb").write_text(json.dumps(base))
+    os.chown(home / "nb.ipynb", uid_of(p, user), uid_of(p, user))
+
+    first = submit(p, token, path="nb.ipynb", parameters={"n": 1})
+    assert wait_done(p, token, first["id"])["status"] == "done"
+    assert submit(p, token, path="nb.ipynb", parameters={"n": 1})["cached"]
+
+    changed_cell = notebook("n = 1", "print(n + 1, open('data.txt').read())",
+                            sciplat={"inputs": ["data.txt"]})  # fmt: skip
+    variants = [
+        {"notebook": changed_cell, "parameters": {"n": 1}},
+        {"path": "nb.ipynb", "parameters": {"n": 2}},
+        {"path": "nb.ipynb", "parameters": {"n": 1}, "environment": "weekly-clone"},
+    ]
+    for body in variants:
+        job = submit(p, token, **body)
+        assert not job["cached"], body
+        assert wait_done(p, token, job["id"])["status"] == "done"
+    data.write_text("2\n")
+    job = submit(p, token, path="nb.ipynb", parameters={"n": 1})
+    assert not job["cached"]
+    assert wait_done(p, token, job["id"])["status"] == "done"
+    assert "1 2" in outputs(p, token, job["id"])
+
+    # opting out in the metadata: never cached; a failed run is never cached either
+    no_cache = notebook("x = 1", "print(x)", sciplat={"cache": False})
+    job = submit(p, token, notebook=no_cache)
+    wait_done(p, token, job["id"])
+    assert not submit(p, token, notebook=no_cache)["cached"]
+    failing = notebook("x = 1", "print(x)", "raise ValueError('bad data')")
+    job = wait_done(p, token, submit(p, token, notebook=failing)["id"])
+    assert job["status"] == "failed"
+    # cells are counted in the executed notebook, which has the injected parameters cell
+    assert job["error"] == "failed in cell 4: ValueError: bad data"
+    assert job["error_source"] == "raise ValueError('bad data')"
+    assert not submit(p, token, notebook=failing)["cached"]
+
+    entries = jobs_api(p, "GET", "/cache", token).json()["entries"]
+    assert len(entries) >= 5 and all(e["bytes"] > 0 for e in entries)
+    key = next(e["key"] for e in entries if e["job"] == first["id"])
+    assert jobs_api(p, "DELETE", f"/cache/{key}", token).status_code == 204
+    assert not Path(first["result"]).exists()  # its files are deleted with it
+    assert key not in {e["key"] for e in jobs_api(p, "GET", "/cache", token).json()["entries"]}
+    assert jobs_api(p, "DELETE", f"/cache/{key}", token).status_code == 404
+
+
+def test_a_job_over_its_memory_limit_fails_with_that_reason(jobs_platform: Platform) -> None:
+    p = jobs_platform
+    token = p.token(p.add_user("hungry"))
+    hog = notebook("mb = 1024", "block = bytearray(mb * 2**20)\nblock[::4096] = b'x' * (mb * 256)")
+    job = wait_done(p, token, submit(p, token, notebook=hog, size="tiny")["id"])
+    assert job["status"] == "failed"
+    assert "out of memory" in job["error"] and "512 MiB (size tiny)" in job["error"], job
+
+
+def test_other_users_cannot_read_or_cancel_a_job(jobs_platform: Platform) -> None:
+    p = jobs_platform
+    owner_token = p.token(p.add_user("owner"))
+    other_token = p.token(p.add_user("snoop"))
+    job = submit(p, owner_token, notebook=notebook("import time", "time.sleep(30)"))
+    for method, path in (("GET", ""), ("GET", "/notebook"), ("GET", "/html"), ("DELETE", "")):
+        r = jobs_api(p, method, f"/{job['id']}{path}", other_token)
+        assert r.status_code == 404, (method, path, r.text)
+    assert job["id"] not in {j["id"] for j in jobs_api(p, "GET", "", other_token).json()["jobs"]}
+    assert jobs_api(p, "GET", f"/{job['id']}", "not-a-token").status_code == 401
+    assert jobs_api(p, "DELETE", f"/{job['id']}", owner_token).status_code == 202
+    assert wait_done(p, owner_token, job["id"])["status"] == "cancelled"
+
+
+def service_pid(p: Platform) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"sciplat.jobs" in cmd and str(p.data_dir).encode() in cmd:
+                return int(entry.name)
+    return None
+
+
+def test_jobs_survive_a_restart_of_the_service(jobs_platform: Platform) -> None:
+    p = jobs_platform
+    token = p.token(p.add_user("patient"))
+    quick = wait_done(p, token, submit(p, token, notebook=notebook("x = 5", "print(x)"))["id"])
+    slow = submit(p, token, notebook=notebook("import time", "time.sleep(300)"))
+    wait_for(
+        lambda: jobs_api(p, "GET", f"/{slow['id']}", token).json()["cells_done"] >= 1,
+        120, 0.1, "the slow job to run",
+    )  # fmt: skip
+    old = service_pid(p)
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: (pid := service_pid(p)) is not None and pid != old, 90, 0.2,
+             "the hub to restart the jobs service")  # fmt: skip
+    wait_for(lambda: jobs_api(p, "GET", "", token).status_code == 200, 60, 0.2, "the service")
+    after = jobs_api(p, "GET", f"/{slow['id']}", token).json()
+    assert after["status"] == "failed" and "restarted" in after["error"], after
+    assert jobs_api(p, "GET", f"/{quick['id']}", token).json()["status"] == "done"
+    assert "5" in outputs(p, token, quick["id"])
+    assert submit(p, token, notebook=notebook("x = 5", "print(x)"))["cached"]
