@@ -378,3 +378,94 @@ def running_platform(**overrides: Any) -> Iterator[Platform]:
         shutil.rmtree(root, ignore_errors=True)
         remove_test_cgroups(run_id)
         assert not left, f"sciplat down left mounts behind: {left}"
+
+
+# -- labs without a hub (backend tests, bench/idle_labs.py) -------------------------------------
+@contextlib.contextmanager
+def hub_api_stub() -> Iterator[str]:
+    """A stand-in for the hub's REST API, for labs started by the backend alone: the
+    single-user server checks it once at start (it exits when it cannot) and posts activity.
+    Answers every GET with the hub's version header and every POST with 200; yields the API
+    URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import jupyterhub
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            body = b'{"version": "%s"}' % jupyterhub.__version__.encode()
+            self.send_response(200)
+            self.send_header("X-JupyterHub-Version", jupyterhub.__version__)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hub/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def standalone_lab_env(
+    env_path: Path, user: str, home: Path, port: int, api_url: str, token: str
+) -> dict[str, str]:
+    """The variables a lab gets from the hub (as the spawner sets them), for ``hub_api_stub``."""
+    prefix = f"/user/{user}/"
+    return {
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PATH": f"{env_path / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "USER": user,
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+        "JUPYTERHUB_API_TOKEN": token,
+        "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{user}",
+        "JUPYTERHUB_API_URL": api_url,
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_SERVICE_PREFIX": prefix,
+        "JUPYTERHUB_USER": user,
+        "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+        "JUPYTERHUB_HOST": "",
+    }
+
+
+def standalone_lab_spec(
+    env_path: Path,
+    root: Path,
+    name: str,
+    uid: int,
+    api_url: str,
+    token: str,
+    memory: int = 512 * 2**20,
+) -> Any:
+    """A ``LabSpec`` for a lab of uid ``uid`` (no host account needed: the launcher only sets
+    ids) with its home under ``root/homes``, started by the backend without a hub."""
+    from sciplat.labs.models import LabLimits, LabSpec
+
+    home = root / "homes" / name
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home.parent, 0o755)
+    os.chown(home, uid, uid)
+    port = free_ports(1)[0]
+    return LabSpec(
+        user=name, server="", uid=uid, gid=uid, groups=(), home=home, environment="test",
+        size="tiny", command=(str(env_path / "bin" / "jupyterhub-singleuser"),),
+        env=standalone_lab_env(env_path, name, home, port, api_url, token),
+        limits=LabLimits(cpu=0.5, memory=memory, pids=256), ip="127.0.0.1", port=port,
+        log_path=root / "logs" / f"{name}.log",
+    )  # fmt: skip
