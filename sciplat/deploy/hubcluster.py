@@ -55,3 +55,7 @@ def configure_cluster_hub(c: Any, factory: Factory, env: Mapping[str, str] = os.
     c.ConfigurableHTTPProxy.api_url = env["SCIPLAT_PROXY_API_URL"]
     c.ConfigurableHTTPProxy.auth_token = env["CONFIGPROXY_AUTH_TOKEN"]
     c.JupyterHub.services = cluster_services(list(c.JupyterHub.services), env)
+    # a hub whose tables are older than its JupyterHub would not start, and a pod that does not
+    # start cannot be exec'd into to run `jupyterhub upgrade-db`: upgrade at start (the
+    # operator guide says to back the database up before an upgrade)
+    c.JupyterHub.upgrade_db = True

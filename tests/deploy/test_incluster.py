@@ -126,6 +126,7 @@ def test_the_hub_listens_on_the_pod_and_uses_the_proxy_service(tmp_path: Path) -
     assert c.ConfigurableHTTPProxy.api_url == env["SCIPLAT_PROXY_API_URL"]
     assert c.ConfigurableHTTPProxy.auth_token == "token-from-the-secret"
     assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.JupyterHub.upgrade_db is True
     tap = next(s for s in c.JupyterHub.services if s["name"] == "tap")
     assert tap == {"name": "tap", "url": "http://t-sciplat-tap:8090"}
 
