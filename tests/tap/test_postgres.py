@@ -19,6 +19,7 @@ from sciplat.tap.errors import AdqlSyntaxError, QueryFailedError, UnknownTableEr
 from sciplat.tap.models.catalogue import ColumnInfo, SchemaInfo, SpatialIndex, TableInfo
 from sciplat.tap.storage.backend import QueryCancel
 from sciplat.tap.storage.postgres import PostgresBackend
+from sciplat.tap.storage.postgres_cancel import Watchdog
 from sciplat.tap.wiring import build_tap
 from tests.tap.conftest import PgDatabase, fake_hub
 
@@ -67,6 +68,22 @@ def test_timeout_cancels_the_statement_in_the_database(
         pg_hipparcos.run(SLOW, 0.5)
     assert time.monotonic() - started < 10
     assert _wait_idle(pg_database) == []
+    # the pooled connection's limit follows each query's, it does not stick at 0.5 s
+    assert pg_hipparcos.run("SELECT pg_sleep(0.7) IS NULL AS slept", 5).to_pylist() == [
+        {"slept": False}
+    ]
+
+
+def test_watchdog_calls_at_the_deadline_unless_removed() -> None:
+    watchdog = Watchdog()
+    fired: list[str] = []
+    done = threading.Event()
+    kept = watchdog.add(0.2, lambda: (fired.append("kept"), done.set()))
+    removed = watchdog.add(0.1, lambda: fired.append("removed"))
+    watchdog.remove(removed)
+    assert done.wait(10)
+    assert fired == ["kept"]
+    watchdog.remove(kept)  # already run: a no-op
 
 
 def test_query_cancel_stops_the_statement_in_the_database(

@@ -12,10 +12,11 @@ Layout in the database the ``dsn`` names (its role owns everything below):
 
 Queries never run as that owner: they run as ``query_role``, a login role that can read
 TAP_SCHEMA, sciplat_meta and the published schemas and nothing else, with
-``default_transaction_read_only`` on. Each query runs in its own transaction with
-``statement_timeout`` set for it, so PostgreSQL itself stops a query that runs too long, and a
-:class:`~sciplat.tap.storage.backend.QueryCancel` sends a cancel request to the server.
-Uploads become ``pg_temp`` tables of that transaction, which is rolled back at the end.
+``default_transaction_read_only`` on. A query is one statement on a pooled autocommit
+connection whose ``statement_timeout`` is the query's limit, so PostgreSQL itself stops a query
+that runs too long; a :class:`~sciplat.tap.storage.backend.QueryCancel` (and a watchdog, two
+seconds after the limit) sends cancel requests to the server. A query with uploads runs in a
+transaction that creates them as ``pg_temp`` tables and is rolled back at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import io
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -33,12 +35,14 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg import sql as q
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sciplat.tap.errors import CatalogueLoadError, QueryFailedError
 from sciplat.tap.models.catalogue import Catalogue, SchemaInfo, SpatialIndex, TableInfo
 from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel
 from sciplat.tap.storage.duckdb import prepare_table
+from sciplat.tap.storage.postgres_cancel import Canceller, Watchdog
 from sciplat.tap.tap_schema import (
     SCHEMA,
     TAP_SCHEMA_TABLES,
@@ -48,6 +52,9 @@ from sciplat.tap.tap_schema import (
 )
 
 _META = "sciplat_meta"
+_WATCHDOG = Watchdog()
+# statement_timeout last set on each pooled connection (milliseconds)
+_TIMEOUTS: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = weakref.WeakKeyDictionary()
 _LOCK_KEY = 0x5C1_7A9  # pg_advisory_xact_lock key: one setup or load at a time per database
 _COPY_BATCH = 500_000  # rows per CSV chunk streamed to COPY
 
@@ -155,7 +162,7 @@ class PostgresBackend(CatalogueBackend):
                     self.query_conninfo(),
                     min_size=1,
                     max_size=self.pool_size,
-                    kwargs={"connect_timeout": 10},
+                    kwargs={"connect_timeout": 10, "autocommit": True},
                     open=True,
                     name="sciplat-tap",
                 )
@@ -267,17 +274,18 @@ class PostgresBackend(CatalogueBackend):
         try:
             pool = self._query_pool()
             with pool.connection(timeout=max(timeout, 1.0)) as conn:
-                canceller = _Canceller(conn)
+                canceller = Canceller(conn)
                 unregister = cancel.on_set(canceller.start) if cancel else (lambda: None)
-                backstop = threading.Timer(timeout + 2.0, canceller.start)
-                backstop.start()
+                # statement_timeout stops it in the server; this is the backstop if it does not
+                backstop = _WATCHDOG.add(timeout + 2.0, canceller.start)
                 try:
-                    return _run_in_transaction(conn, sql, timeout, uploads or {})
+                    return _execute(conn, sql, timeout, uploads or {})
                 finally:
-                    backstop.cancel()
+                    _WATCHDOG.remove(backstop)
                     unregister()
                     canceller.stop()  # before the connection can serve another query
-                    conn.rollback()  # nothing to keep; drops the upload tables
+                    if conn.info.transaction_status != TransactionStatus.IDLE:
+                        conn.execute("ROLLBACK")  # an upload query's: drops its tables
         except psycopg.errors.QueryCanceled as exc:
             if cancel is not None and cancel.is_set:
                 raise QueryFailedError("the query was aborted") from exc
@@ -352,52 +360,18 @@ class PostgresBackend(CatalogueBackend):
             )
 
 
-class _Canceller:
-    """Sends cancel requests for one connection's statement until told to stop.
-
-    One request is not always enough: PostgreSQL drops a cancel that reaches a parallel query's
-    leader while it is still starting its workers (seen here on 15.20 about one time in three
-    within the first 0.2 s), so the request is repeated every half second. ``stop`` waits for
-    the sender, so no late request can reach the connection's next statement.
-    """
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
-        self._done = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is None and not self._done.is_set():
-                self._thread = threading.Thread(target=self._send, daemon=True)
-                self._thread.start()
-
-    def _send(self) -> None:
-        while not self._done.is_set():
-            try:
-                self._conn.cancel_safe(timeout=5)
-            except psycopg.Error:
-                return  # the connection is gone: nothing left to stop
-            self._done.wait(0.5)
-
-    def stop(self) -> None:
-        with self._lock:
-            self._done.set()
-            thread = self._thread
-        if thread is not None:
-            thread.join()
-
-
-def _run_in_transaction(
+def _execute(
     conn: psycopg.Connection[Any], sql: str, timeout: float, uploads: Mapping[str, pa.Table]
 ) -> pa.Table:
+    """One statement in autocommit mode (one round trip), or, with uploads, a transaction that
+    creates them as temporary tables, runs the query and is rolled back by the caller."""
+    milliseconds = max(1, int(timeout * 1000))
     with conn.cursor(binary=True) as cur:
+        if _TIMEOUTS.get(conn) != milliseconds:  # a session setting, sent only when it changes
+            cur.execute(f"SET statement_timeout = {milliseconds}".encode())
+            _TIMEOUTS[conn] = milliseconds
         if uploads:  # temporary tables need a writable transaction; the role can write nothing else
-            cur.execute("SET TRANSACTION READ WRITE")
-        cur.execute(
-            "SELECT set_config('statement_timeout', %s, true)", (f"{max(1, int(timeout * 1000))}",)
-        )
+            cur.execute("BEGIN READ WRITE")
         for name, table in uploads.items():
             ident = q.Identifier(name)
             columns = q.SQL(", ").join(
