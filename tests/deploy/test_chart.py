@@ -9,6 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from sciplat.config import parse_config
 from tests.deploy.conftest import CHART, VALUES_1000, Run, by_kind, render
 
 #: Kubernetes minors the rendered objects must be valid for (the chart says >= 1.29)
@@ -87,3 +88,29 @@ def test_validation_would_catch_a_broken_object(objects_1000: list[dict[str, Any
     broken["spec"]["template"]["spec"]["containers"][0]["resources"]["limit"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, KUBERNETES[-1], strict=True)
+
+
+def test_lab_network_policies_admit_the_charts_pods(helm: Run) -> None:
+    """The lab backend's selectors (config.kubernetes) pick the pods this chart makes, in the
+    namespace the defaults expect, and labs may reach TAP and jobs on their ports."""
+    objects = render(helm)  # namespace sciplat, the chart's own values
+    (config_map,) = by_kind(objects, "ConfigMap")
+    config = parse_config(config_map["data"]["sciplat.yaml"])
+    labels = {
+        o["metadata"]["name"].removeprefix("t-sciplat-"): o["spec"]["template"]["metadata"][
+            "labels"
+        ]
+        for o in by_kind(objects, "Deployment")
+    }
+    ports = {
+        o["metadata"]["name"].removeprefix("t-sciplat-"): o["spec"]["ports"][0]["port"]
+        for o in by_kind(objects, "Service")
+    }
+    peers = {"hub": config.kubernetes.hub, "proxy": config.kubernetes.proxy}
+    peers |= {rule.name: rule for rule in config.kubernetes.egress}
+    for component in ("hub", "proxy", "tap", "jobs"):
+        peer = peers[component]
+        assert peer.namespace_labels == {"kubernetes.io/metadata.name": "sciplat"}
+        assert peer.pod_labels.items() <= labels[component].items(), component
+    for rule in config.kubernetes.egress:
+        assert rule.ports == [ports[rule.name]]
