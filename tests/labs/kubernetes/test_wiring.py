@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiohttp import web
 
 from sciplat.errors import LabError
 from sciplat.factory import Factory
@@ -69,6 +70,35 @@ async def test_the_factory_wires_quota_and_kubeconfig(
         assert quota["spec"]["hard"]["limits.cpu"] == "8"
         await backend.stop(state)
         await backend.api.close()
+
+
+async def test_the_lab_service_sees_the_pod_answer_as_for_a_local_lab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readiness is the lab service's, unchanged: it probes the state's ip and port, which
+    for a pod are the pod IP and the port the hub picked (here a server on loopback plays
+    the lab's server)."""
+
+    async def api(request: web.Request) -> web.Response:
+        return web.json_response({"version": "x"})
+
+    app = web.Application()
+    app.router.add_get("/user/alice/api", api)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    async with FakeKubernetes() as fake:
+        fake.pod_ip = "127.0.0.1"
+        factory = factory_for(tmp_path, write_kubeconfig(tmp_path / "kc", fake.url), monkeypatch)
+        factory.identity.add_user("alice")
+        backend = factory.lab_backend
+        state = await backend.start(lab_spec(port=port), lambda percent, line: None)
+        assert (state.ip, state.port) == ("127.0.0.1", port)
+        await factory.labs.wait_ready(state, "/user/alice/")
+        await backend.stop(state)
+        await factory.kubernetes.api.close()
+    await runner.cleanup()
 
 
 async def test_a_missing_kubeconfig_says_which_setting_to_fix(
