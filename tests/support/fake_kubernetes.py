@@ -125,6 +125,24 @@ class FakeKubernetes:
         """Make matching requests (or request number ``nth``) fail ``times`` times."""
         self.faults.append(Fault(status, message, reason, method, plural, nth, times))
 
+    def add(self, obj: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store ``obj`` as if someone else had created it (no request is recorded)."""
+        meta = obj["metadata"]
+        stored = copy.deepcopy(obj)
+        stored["metadata"].update(
+            uid=str(uuid.uuid4()),
+            resourceVersion=str(next(self._counter)),
+            creationTimestamp="2026-11-28T12:00:00Z",
+        )
+        if status is not None:
+            stored["status"] = copy.deepcopy(status)
+        key = (PLURALS[obj["kind"]], str(meta.get("namespace", "")), str(meta["name"]))
+        self.objects[key] = stored
+        if obj["kind"] == "Pod":
+            running = (status or {}).get("phase") == "Running"
+            self._stage[key[1:]] = 99 if running else 0
+        return stored
+
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((PLURALS[kind], namespace, name))
 

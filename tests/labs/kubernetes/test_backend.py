@@ -4,6 +4,7 @@ themselves, and a failure injected into every API call a start or a stop makes."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ import pytest
 
 from sciplat.errors import LabError
 from sciplat.labs.kubernetes.backend import KubernetesBackend
+from sciplat.labs.kubernetes.builders import lab_objects
 from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.labs.kubernetes.models import NamespaceQuota
 from sciplat.labs.kubernetes.storage.client import KubernetesApi
@@ -142,7 +144,7 @@ async def test_a_restarted_hub_finds_the_lab_from_the_saved_state(
 async def test_a_foreign_namespace_of_the_same_name_is_left_alone(
     fake: FakeKubernetes, backend: KubernetesBackend
 ) -> None:
-    fake.objects[("namespaces", "", NS)] = {"kind": "Namespace", "metadata": {"name": NS}}
+    fake.add({"kind": "Namespace", "metadata": {"name": NS}})
     with pytest.raises(LabError, match="not made by the platform"):
         await backend.start(lab_spec(), Lines())
     assert fake.names("Pod", NS) == []
@@ -291,3 +293,47 @@ async def test_a_failure_in_any_api_call_of_a_stop_can_be_retried() -> None:
             assert fake.names("Pod", NS) == []
             assert fake.names("Namespace") == []
             await backend.api.close()
+
+
+async def test_objects_left_by_a_hub_that_died_mid_start_are_adopted(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    """The hub was killed after creating the pod: no state was saved. The next start finds
+    every object by its name and re-attaches instead of starting a second lab."""
+    objects = lab_objects(backend.config, lab_spec(), NamespaceQuota(pods=1))
+    fake.add(objects.namespace, {"phase": "Active"})
+    fake.add(objects.quota)
+    fake.add(objects.pod, {"phase": "Running", "podIP": "10.9.9.9"})
+    lines = Lines()
+    state = await backend.start(lab_spec(), lines)
+    assert state.ip == "10.9.9.9"
+    assert "Re-attaching" in lines.text()
+    assert state.extra["kubernetes"]["created_namespace"] is False
+    hard = fake.get("ResourceQuota", NS, "sciplat-quota")["spec"]["hard"]  # type: ignore[index]
+    assert hard["pods"] == "2", "the quota was brought up to date"
+
+
+@pytest.mark.parametrize("steps", [[], ["namespace"], ["namespace", "quota", "network-policy"]])
+async def test_stop_works_from_any_checkpoint(fake: FakeKubernetes, steps: list[str]) -> None:
+    backend = make_backend(fake, full_config(poll_seconds=0.001, volumes=[]))
+    await backend.start(lab_spec(), Lines())
+    partial = {"namespace": NS, "pod": "lab", "image": IMAGE, "steps": steps}
+    state = LabState("kubernetes", "alice", 0, 0, "", 0, "", extra={"kubernetes": partial})
+    await backend.stop(state)
+    assert fake.names("Namespace") == []
+    await backend.stop(state)
+    await backend.api.close()
+
+
+async def test_a_cancelled_start_removes_what_it_made(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    """JupyterHub cancels a start that takes too long (or the user asks to stop)."""
+
+    def cancel_at_pulling(percent: int, line: str) -> None:
+        if line.startswith("Pulling"):
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await backend.start(lab_spec(), cancel_at_pulling)
+    assert fake.names("Namespace") == []

@@ -98,7 +98,7 @@ async def test_the_prepuller_follows_the_menu() -> None:
     config = KubernetesConfig(image=LabImage(registry="reg.example.org"))
     async with FakeKubernetes() as fake, FakeRegistry({"sciplat/lab": TAGS}) as registry:
         api = KubernetesApi.for_host(fake.url)
-        fake.objects[("namespaces", "", "sciplat")] = {"metadata": {"name": "sciplat"}}
+        fake.add({"kind": "Namespace", "metadata": {"name": "sciplat"}})
         catalog = ImageCatalog(config, RegistryClient(registry.url, "sciplat/lab"), api)
         await catalog.refresh()
         await catalog.sync_prepuller()
