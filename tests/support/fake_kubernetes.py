@@ -86,6 +86,8 @@ class FakeKubernetes:
         self.pod_ip = ""
         #: reads of a deleted namespace that still show it Terminating
         self.terminating_reads = 0
+        #: (namespace, pod) -> what the lab container wrote
+        self.logs: dict[tuple[str, str], str] = {}
         self._stage: dict[tuple[str, str], int] = {}
         self._terminating: dict[str, int] = {}
         self._counter = itertools.count(1)
@@ -151,10 +153,12 @@ class FakeKubernetes:
         return sorted(n for (p, ns, n) in self.objects if p == plural and ns == namespace)
 
     def terminate_pod(
-        self, namespace: str, name: str, exit_code: int = 1, reason: str = "Error"
+        self, namespace: str, name: str, exit_code: int = 1, reason: str = "Error", log: str = ""
     ) -> None:
-        """The lab's process ended (``OOMKilled`` with 137 for an out-of-memory kill)."""
+        """The lab's process ended (``OOMKilled`` with 137 for an out-of-memory kill), having
+        written ``log``."""
         pod = self.objects[("pods", namespace, name)]
+        self.logs[(namespace, name)] = log
         pod["status"]["phase"] = "Succeeded" if exit_code == 0 else "Failed"
         pod["status"]["containerStatuses"] = [
             {
@@ -180,6 +184,8 @@ class FakeKubernetes:
                 return _status(fault.status, fault.reason, fault.message)
         body = await request.json() if request.can_read_body else None
         plural, namespace, name = route
+        if plural == "pods/log":
+            return self._log(namespace, name, int(request.query.get("tailLines", "0")))
         if not name:
             if request.method == "POST":
                 return self._create(plural, namespace, body)
@@ -216,6 +222,18 @@ class FakeKubernetes:
             self._stage[(namespace, name)] = 0
         self.objects[key] = obj
         return web.json_response(obj, status=201)
+
+    def _log(self, namespace: str, name: str, lines: int) -> web.Response:
+        pod = self.objects.get(("pods", namespace, name))
+        if pod is None:
+            return _status(404, "NotFound", f'pods "{name}" not found')
+        if pod["status"].get("phase") == "Pending":
+            message = f'container "lab" in pod "{name}" is waiting to start: ContainerCreating'
+            return _status(400, "BadRequest", message)
+        text = self.logs.get((namespace, name), "").splitlines()
+        return web.Response(
+            text="\n".join(text[-lines:] if lines else text), content_type="text/plain"
+        )
 
     def _refuse(  # noqa: PLR0911 - one return per refusal the API server makes
         self, plural: str, namespace: str, body: Any
@@ -385,8 +403,10 @@ def _route(path: str) -> tuple[str, str, str] | None:
         rest = parts[3:]
     else:
         return None
-    if rest[:1] != ["namespaces"] or len(rest) > 4:
+    if rest[:1] != ["namespaces"] or len(rest) > 5 or (len(rest) == 5 and rest[4] != "log"):
         return None
+    if len(rest) == 5:
+        return "pods/log", rest[1], rest[3]
     if len(rest) <= 2:
         return "namespaces", "", rest[1] if len(rest) == 2 else ""
     return rest[2], rest[1], rest[3] if len(rest) == 4 else ""

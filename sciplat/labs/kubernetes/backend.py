@@ -202,7 +202,11 @@ class KubernetesBackend(LabBackend):
                 return pod
             if status.get("phase") in ("Failed", "Succeeded"):
                 code, reason = messages.exit_status(pod)
-                raise LabError(messages.ended_message(code, reason, spec.size))
+                tail = await self._log(point)
+                raise LabError(
+                    messages.ended_message(code, reason, spec.size),
+                    log_tail=tail or point.last_message,
+                )
             problem = pod and messages.waiting_problem(pod, spec.environment)
             if problem:
                 raise LabError(problem, log_tail=point.last_message)
@@ -221,6 +225,14 @@ class KubernetesBackend(LabBackend):
         except KubernetesApiError as err:
             log.warning("events of %s/%s: %s", point.namespace, point.pod, err)
             return []
+
+    async def _log(self, point: Checkpoint, lines: int = 20) -> str:
+        """The end of the lab container's log; best effort ("" when it cannot be read)."""
+        try:
+            return await self.api.pod_log(point.namespace, point.pod, lines)
+        except KubernetesApiError as err:
+            log.info("log of %s/%s: %s", point.namespace, point.pod, err)
+            return ""
 
     async def _undo(self, point: Checkpoint) -> None:
         """After a failed start: remove the pod, and the namespace if this start made it.
@@ -257,7 +269,8 @@ class KubernetesBackend(LabBackend):
         if (pod.get("status") or {}).get("phase") not in ("Failed", "Succeeded"):
             return None
         code, reason = messages.exit_status(pod)
-        state.extra[EXTRA_KEY] = {**point.to_dict(), "exit_reason": reason}
+        tail = await self._log(point)
+        state.extra[EXTRA_KEY] = {**point.to_dict(), "exit_reason": reason, "log": tail}
         return code
 
     async def stop(self, state: LabState, now: bool = False) -> None:
@@ -306,7 +319,8 @@ class KubernetesBackend(LabBackend):
         return LabUsage(oom_kills=1 if extra.get("exit_reason") == "OOMKilled" else 0)
 
     def log_tail(self, state: LabState, lines: int = 20) -> str:
-        """The last things the cluster said about the lab (its events), kept in the state:
-        the interface is synchronous, and the container log needs an API call."""
+        """The end of the container's log as the last ``poll`` of an ended lab read it, else
+        the last events its start saw (the interface is synchronous; reading a log is not)."""
         extra = state.extra.get(EXTRA_KEY) or {}
-        return "\n".join(str(extra.get("last_message", "")).splitlines()[-lines:])
+        text = str(extra.get("log") or extra.get("last_message") or "")
+        return "\n".join(text.splitlines()[-lines:])

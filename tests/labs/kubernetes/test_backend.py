@@ -133,9 +133,10 @@ async def test_a_restarted_hub_finds_the_lab_from_the_saved_state(
     assert saved is not None
     restarted = make_backend(fake)
     assert await restarted.poll(saved) is None
-    fake.terminate_pod(NS, "lab", 137, "OOMKilled")
+    fake.terminate_pod(NS, "lab", 137, "OOMKilled", log="loading\nKilled")
     assert await restarted.poll(saved) == 137
     assert restarted.usage(saved).oom_kills == 1
+    assert restarted.log_tail(saved) == "loading\nKilled"
     await restarted.stop(saved)
     assert fake.names("Pod", NS) == []
     await restarted.api.close()
@@ -336,4 +337,20 @@ async def test_a_cancelled_start_removes_what_it_made(
 
     with pytest.raises(asyncio.CancelledError):
         await backend.start(lab_spec(), cancel_at_pulling)
+    assert fake.names("Namespace") == []
+
+
+async def test_a_lab_that_exits_while_starting_shows_its_log(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    def crash_at_pulling(percent: int, line: str) -> None:
+        if line.startswith("Pulling"):
+            log = "Traceback (most recent call last):\nModuleNotFoundError: No module named 'x'"
+            fake.terminate_pod(NS, "lab", 1, "Error", log=log)
+
+    with pytest.raises(
+        LabError, match=r"stopped while starting \(exit status 1, Error\)"
+    ) as caught:
+        await backend.start(lab_spec(), crash_at_pulling)
+    assert caught.value.log_tail.endswith("ModuleNotFoundError: No module named 'x'")
     assert fake.names("Namespace") == []

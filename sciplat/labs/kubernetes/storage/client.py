@@ -107,19 +107,19 @@ class KubernetesApi:
         if spec is None:
             raise ValueError(f"kind {kind!r} is not one the backend manages")
         api = await self._api(spec.api)
-        method = getattr(api, f"{verb}_{spec.suffix}")
-        try:
-            response = await method(*args, _preload_content=False, **kwargs)
-        except k8s.ApiException as exc:  # transport failures surface as status 0
-            raise KubernetesApiError(exc.status or 0, str(exc.reason), str(exc.body or "")) from exc
-        except (OSError, aiohttp.ClientError) as exc:
-            raise KubernetesApiError(0, "Unreachable", str(exc)) from exc
-        async with response:
-            body = await response.text()
-            if not 200 <= response.status <= 299:
-                raise _error(response.status, body)
+        body = await _send(getattr(api, f"{verb}_{spec.suffix}"), *args, **kwargs)
         data: KubeObject = json.loads(body) if body else {}
         return data
+
+    async def pod_log(self, namespace: str, name: str, lines: int = 20) -> str:
+        """The last ``lines`` lines of the pod's (only) container's log.
+
+        Raises:
+            KubernetesApiError: 404 no such pod, 400 its container never started, others as
+                the API answered.
+        """
+        api = await self._api("CoreV1Api")
+        return await _send(api.read_namespaced_pod_log, name, namespace, tail_lines=lines)
 
     async def create(self, obj: KubeObject) -> KubeObject:
         """Create ``obj``.
@@ -197,6 +197,25 @@ class KubernetesApi:
         data = await self._call("list", kind, namespace, **options)
         items: list[KubeObject] = data.get("items") or []
         return items
+
+
+async def _send(method: Any, *args: Any, **kwargs: Any) -> str:
+    """Call one generated API method and return the response's body.
+
+    Raises:
+        KubernetesApiError: an error status, or no answer (status 0).
+    """
+    try:
+        response = await method(*args, _preload_content=False, **kwargs)
+    except k8s.ApiException as exc:  # transport failures surface as status 0
+        raise KubernetesApiError(exc.status or 0, str(exc.reason), str(exc.body or "")) from exc
+    except (OSError, aiohttp.ClientError) as exc:
+        raise KubernetesApiError(0, "Unreachable", str(exc)) from exc
+    async with response:
+        body = str(await response.text())
+        if not 200 <= response.status <= 299:
+            raise _error(response.status, body)
+    return body
 
 
 def _identity(obj: KubeObject) -> tuple[str, str, str]:
