@@ -37,6 +37,8 @@ PLURALS = {
     "NetworkPolicy": "networkpolicies",
     "DaemonSet": "daemonsets",
 }
+#: the namespace of a request for every namespace (``/api/v1/pods``)
+EVERY = "*"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 
@@ -322,7 +324,7 @@ class FakeKubernetes:
             obj
             for (p, ns, _), obj in sorted(self.objects.items())
             if p == plural
-            and ns == namespace
+            and namespace in (ns, EVERY)
             and all(obj["metadata"].get("labels", {}).get(k) == v for k, v in labels.items())
             and all(_field(obj, k) == v for k, v in fields.items())
         ]
@@ -403,6 +405,8 @@ def _route(path: str) -> tuple[str, str, str] | None:
         rest = parts[3:]
     else:
         return None
+    if len(rest) == 1 and rest[0] != "namespaces":  # a namespaced kind in every namespace
+        return rest[0], EVERY, ""
     if rest[:1] != ["namespaces"] or len(rest) > 5 or (len(rest) == 5 and rest[4] != "log"):
         return None
     if len(rest) == 5:

@@ -20,10 +20,13 @@ from sciplat.labs.backend import LabBackend, Progress
 from sciplat.labs.kubernetes import messages
 from sciplat.labs.kubernetes.builders import lab_objects
 from sciplat.labs.kubernetes.builders.common import (
+    ENVIRONMENT_KEY,
     IMAGE_KEY,
     LAB_LABELS,
     MANAGED_BY,
+    SERVER_KEY,
     SIZE_KEY,
+    USER_KEY,
 )
 from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.labs.kubernetes.models import Checkpoint, KubeObject, NamespaceQuota
@@ -245,6 +248,20 @@ class KubernetesBackend(LabBackend):
         except KubernetesApiError as err:
             log.warning("cleaning up after a failed start in %s: %s", point.namespace, err)
 
+    # -- what runs ------------------------------------------------------------------------------
+    async def labs(self) -> list[LabState]:
+        """Every lab pod of the platform in the cluster, as states ``poll`` and ``stop`` take:
+        what a hub that died mid-start (or lost its database) no longer knows about.
+
+        Raises:
+            LabError: the cluster could not be listed.
+        """
+        try:
+            pods = await self.api.list("Pod", "", labels=LAB_LABELS)
+        except KubernetesApiError as err:
+            raise LabError(messages.refused_message(err.status, err.detail, "lab list")) from err
+        return [_state_of(pod) for pod in pods]
+
     # -- poll, stop ------------------------------------------------------------------------------
     def _checkpoint(self, state: LabState) -> Checkpoint:
         try:
@@ -324,3 +341,30 @@ class KubernetesBackend(LabBackend):
         extra = state.extra.get(EXTRA_KEY) or {}
         text = str(extra.get("log") or extra.get("last_message") or "")
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _state_of(pod: KubeObject) -> LabState:
+    """The state of a lab found in the cluster, rebuilt from the pod's annotations."""
+    meta, status = pod["metadata"], pod.get("status") or {}
+    notes = meta.get("annotations") or {}
+    user, server = str(notes.get(USER_KEY, "")), str(notes.get(SERVER_KEY, ""))
+    ports = (pod["spec"]["containers"][0].get("ports") or [{}])[0]
+    running = status.get("phase") == "Running"
+    point = Checkpoint(
+        namespace=str(meta["namespace"]),
+        pod=str(meta["name"]),
+        image=str(notes.get(IMAGE_KEY, "")),
+        steps=["namespace", "quota", "network-policy", "claims", "pod"] + ["running"] * running,
+    )
+    return LabState(
+        backend=KubernetesBackend.name,
+        slug=f"{user}--{server}" if server else user,
+        pid=0,
+        start_time=0,
+        ip=str(status.get("podIP", "")),
+        port=int(ports.get("containerPort", 0)),
+        log_path="",
+        environment=str(notes.get(ENVIRONMENT_KEY, "")),
+        size=str(notes.get(SIZE_KEY, "")),
+        extra={EXTRA_KEY: point.to_dict()},
+    )

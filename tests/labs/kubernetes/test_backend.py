@@ -354,3 +354,22 @@ async def test_a_lab_that_exits_while_starting_shows_its_log(
         await backend.start(lab_spec(), crash_at_pulling)
     assert caught.value.log_tail.endswith("ModuleNotFoundError: No module named 'x'")
     assert fake.names("Namespace") == []
+
+
+async def test_every_lab_in_the_cluster_can_be_found_and_stopped(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    """What a hub that lost its states (or died mid-start) needs to clean up."""
+    started = [
+        await backend.start(lab_spec(), Lines()),
+        await backend.start(lab_spec("bob_smith", "gpu"), Lines()),
+    ]
+    fake.add({"kind": "Pod", "metadata": {"name": "other", "namespace": NS}, "spec": {}})
+    found = sorted(await backend.labs(), key=lambda state: state.slug)
+    assert [s.slug for s in found] == ["alice", "bob_smith--gpu"]
+    for state, original in zip(found, sorted(started, key=lambda s: s.slug), strict=True):
+        assert (state.ip, state.port, state.size) == (original.ip, original.port, "medium")
+        assert await backend.poll(state) is None
+        await backend.stop(state)
+    assert await backend.labs() == []
+    assert fake.names("Pod", NS) == ["other"]

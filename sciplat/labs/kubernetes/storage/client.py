@@ -184,7 +184,8 @@ class KubernetesApi:
     async def list(
         self, kind: str, namespace: str, labels: dict[str, str] | None = None, fields: str = ""
     ) -> list[KubeObject]:
-        """Objects of ``kind`` in ``namespace`` matching ``labels`` and the field selector.
+        """Objects of ``kind`` in ``namespace`` (every namespace when it is "") matching
+        ``labels`` and the field selector.
 
         Raises:
             KubernetesApiError: as the API answered.
@@ -194,7 +195,16 @@ class KubernetesApi:
             options["label_selector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         if fields:
             options["field_selector"] = fields
-        data = await self._call("list", kind, namespace, **options)
+        spec = KINDS[kind]
+        if spec.namespaced and not namespace:
+            api = await self._api(spec.api)
+            every = getattr(
+                api, f"list_{spec.suffix.removeprefix('namespaced_')}_for_all_namespaces"
+            )
+            body = await _send(every, **options)
+            data = json.loads(body) if body else {}
+        else:
+            data = await self._call("list", kind, *([namespace] if namespace else []), **options)
         items: list[KubeObject] = data.get("items") or []
         return items
 
