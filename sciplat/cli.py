@@ -394,6 +394,9 @@ def _add_data_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     from sciplat.quotas import cli as quota_cli  # noqa: PLC0415
 
     quota_cli.add_parsers(sub)
+    from sciplat.jobs import cli as jobs_cli  # noqa: PLC0415
+
+    jobs_cli.add_parsers(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -157,6 +157,8 @@ def _jobs_service(
             {
                 "name": "jobs",
                 "url": f"http://127.0.0.1:{jobs.port}",
+                # where the lab client sends requests (the hub tells it; see jobs/client.py)
+                "info": {"url": f"http://127.0.0.1:{jobs.port}{jobs.prefix}"},
                 "command": [*SERVICE_EXEC, sys.executable, "-m", "sciplat.jobs",
                             "--data-dir", str(data.root)],
                 # jobs start their processes in the platform's cgroups, as labs do
@@ -166,6 +168,8 @@ def _jobs_service(
         )  # fmt: skip
         # users' tokens reach the service, and so does a lab's own token: the lab client
         # finds the service through the hub (read:services) with no configuration
-        _grant(roles, "user", ["self"], ["access:services!service=jobs"])
+        # (a lab's token holds only what its user holds, so the user gets both too)
+        _grant(roles, "user", ["self"],
+               ["access:services!service=jobs", "read:services!service=jobs"])  # fmt: skip
         _grant(roles, "server", ["users:activity!user", "access:servers!server"],
                ["access:services!service=jobs", "read:services!service=jobs"])  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,10 @@ pytestmark = [needs_root, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def jobs_platform() -> Iterator[Platform]:
     port = free_ports(1)[0]
-    with running_platform(services={"jobs": {"enabled": True, "port": port}}) as p:
+    with running_platform(
+        services={"jobs": {"enabled": True, "port": port}},
+        quotas={"groups": {"serial": {"jobs": 1}}},
+    ) as p:
         wait_for(
             lambda: jobs_api(p, "GET", "", "no-token").status_code == 401,
             120, 0.3, "the jobs service behind the proxy",
@@ -210,22 +214,101 @@ def service_pid(p: Platform) -> int | None:
 
 
 def test_jobs_survive_a_restart_of_the_service(jobs_platform: Platform) -> None:
+    """With a ``jobs`` quota of 1, a second job waits in the queue; the service is killed:
+    the running job is marked failed, the queued one runs after the restart, and finished
+    results stay."""
     p = jobs_platform
-    token = p.token(p.add_user("patient"))
+    p.sciplat("group", "add", "serial", check=False)
+    token = p.token(p.add_user("patient", groups=("serial",)))
     quick = wait_done(p, token, submit(p, token, notebook=notebook("x = 5", "print(x)"))["id"])
     slow = submit(p, token, notebook=notebook("import time", "time.sleep(300)"))
     wait_for(
         lambda: jobs_api(p, "GET", f"/{slow['id']}", token).json()["cells_done"] >= 1,
         120, 0.1, "the slow job to run",
     )  # fmt: skip
+    waiting = submit(p, token, notebook=notebook("y = 6", "print(y * 7)"))
+
     old = service_pid(p)
     assert old is not None
     os.kill(old, signal.SIGKILL)
+    killed = time.time()
     wait_for(lambda: (pid := service_pid(p)) is not None and pid != old, 90, 0.2,
              "the hub to restart the jobs service")  # fmt: skip
     wait_for(lambda: jobs_api(p, "GET", "", token).status_code == 200, 60, 0.2, "the service")
     after = jobs_api(p, "GET", f"/{slow['id']}", token).json()
     assert after["status"] == "failed" and "restarted" in after["error"], after
+    waited = wait_done(p, token, waiting["id"])
+    assert waited["status"] == "done"
+    assert waited["started"] > killed  # the quota of 1 held it back while the slow one ran
+    assert "42" in outputs(p, token, waiting["id"])
     assert jobs_api(p, "GET", f"/{quick['id']}", token).json()["status"] == "done"
     assert "5" in outputs(p, token, quick["id"])
     assert submit(p, token, notebook=notebook("x = 5", "print(x)"))["cached"]
+
+
+def test_sciplat_run_and_nbcheck(jobs_platform: Platform, tmp_path: Path) -> None:
+    p = jobs_platform
+    user = p.add_user("cli")
+    uid = uid_of(p, user)
+    book = home_of(p, user) / "book"
+    book.mkdir()
+    (book / "good.ipynb").write_text(json.dumps(notebook("n = 1", "print('n is', n)")))
+    (book / "bad.ipynb").write_text(json.dumps(notebook("n = 1", "1 / 0")))
+    for path in (book, book / "good.ipynb", book / "bad.ipynb"):
+        os.chown(path, uid, uid)
+
+    first = p.sciplat("run", str(book / "good.ipynb"), "-p", "n", "3", "--user", user)
+    assert "done: not cached" in first.stdout
+    result = first.stdout.split("executed notebook: ")[1].strip()
+    assert "n is 3" in Path(result).read_text()
+    again = p.sciplat("run", str(book / "good.ipynb"), "-p", "n", "3", "--user", user)
+    assert "done: cached (from job" in again.stdout and result in again.stdout
+    failed = p.sciplat("run", str(book / "bad.ipynb"), "--user", user, check=False)
+    assert failed.returncode == 1 and "ZeroDivisionError" in failed.stderr
+
+    junit = tmp_path / "report.xml"
+    check = p.sciplat("nbcheck", str(book), "--user", user, "--junit", str(junit), check=False)
+    assert check.returncode == 1, check.stdout + check.stderr
+    rows = {line.split()[0]: line for line in check.stdout.splitlines()[1:] if line.strip()}
+    assert "PASS" in rows["good.ipynb"] and "FAILED" in rows["bad.ipynb"]
+    assert "ZeroDivisionError" in rows["bad.ipynb"] and "cell 3" in rows["bad.ipynb"]
+    xml = junit.read_text()
+    assert 'tests="2"' in xml and 'failures="1"' in xml and "1 / 0" in xml
+
+    # the same notebooks from a git repository: sent as documents, unchanged ones cached
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "good.ipynb").write_text((book / "good.ipynb").read_text())
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "notebooks"], check=True)
+    from_git = p.sciplat("nbcheck", f"file://{repo}", "--user", user)
+    assert "1 passed, 0 failed" in from_git.stdout
+    assert "yes" in next(ln for ln in from_git.stdout.splitlines() if "good.ipynb" in ln)
+
+
+def test_the_lab_client_needs_no_configuration(jobs_platform: Platform) -> None:
+    from sciplat.jobs import client
+    from tests.support.kernel import LabKernel
+
+    p = jobs_platform
+    user = p.add_user("labuser")
+    token = p.token(user)
+    p.start_lab(user, token)
+    kernel = LabKernel(p.url, user, token)
+    try:
+        # the lab environment has no sciplat: the client is one standard-library file
+        kernel.run(Path(client.__file__).read_text())
+        out = kernel.run(
+            "nb = {'cells': [{'cell_type': 'code', 'metadata': {'tags': ['parameters']}, "
+            "'source': 'z = 1', 'outputs': [], 'execution_count': None}], 'metadata': {}, "
+            "'nbformat': 4, 'nbformat_minor': 5}\n"
+            "c = JobsClient()\n"
+            "job = c.run(notebook=nb, parameters={'z': 2})\n"
+            "print(job['status'], job['cached'], c.run(notebook=nb, parameters={'z': 2})['cached'])"
+        )
+    finally:
+        kernel.close()
+        p.stop_lab(user, token)
+    assert out.strip() == "done False True", out
