@@ -66,7 +66,10 @@ class KubernetesBackend(LabBackend):
                 be pulled, a lab that ended or did not run in time; the message says what to do.
         """
         quota = await asyncio.to_thread(self.quota_for, spec.user)
-        objects = lab_objects(self.config, spec, quota)
+        try:
+            objects = lab_objects(self.config, spec, quota)
+        except ValueError as err:  # a UID or GID of 0: labs never run as root
+            raise LabError(f"Your lab cannot start: {err}. Tell an administrator.") from err
         point = Checkpoint(
             namespace=objects.namespace["metadata"]["name"],
             pod=objects.pod["metadata"]["name"],

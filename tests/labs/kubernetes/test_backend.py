@@ -373,3 +373,11 @@ async def test_every_lab_in_the_cluster_can_be_found_and_stopped(
         await backend.stop(state)
     assert await backend.labs() == []
     assert fake.names("Pod", NS) == ["other"]
+
+
+async def test_a_root_lab_is_refused_before_anything_is_made(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    with pytest.raises(LabError, match="must not be 0"):
+        await backend.start(lab_spec(uid=0), Lines())
+    assert fake.calls == []
