@@ -7,6 +7,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from astropy.io.votable import parse
 from sciplat.tap.app import create_app
 from sciplat.tap.models.job import Phase
 from sciplat.tap.models.query import Caller
+from sciplat.tap.storage.jobs import JobStore
 from sciplat.tap.wiring import TapServices
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
@@ -295,3 +297,11 @@ async def test_jobs_survive_a_restart(started_tap: Make) -> None:
     assert requeued.phase == Phase.COMPLETED
     _, body = second.jobs.result(ada, done.id)
     assert list(parse(io.BytesIO(body)).get_first_table().to_table()["hip"]) == [1, 2, 3]
+
+
+def test_job_store_writes_nothing_until_used(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)  # as `sciplat catalog load` builds it, never touching jobs
+    assert list(tmp_path.iterdir()) == []
+    assert store.for_owner("ada") == []
+    assert (tmp_path / "jobs.sqlite").exists()
+    store.close()

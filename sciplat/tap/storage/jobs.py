@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Engine,
     Float,
     Integer,
     MetaData,
@@ -107,13 +109,25 @@ class JobStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.files = directory / "jobs"
-        self.files.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{directory / 'jobs.sqlite'}", future=True)
-        event.listen(self.engine, "connect", _pragmas)
-        _META.create_all(self.engine)
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """The database, created on first use (so ``sciplat catalog load`` leaves no file)."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self.files.mkdir(parents=True, exist_ok=True)
+                    engine = create_engine(f"sqlite:///{self.directory / 'jobs.sqlite'}")
+                    event.listen(engine, "connect", _pragmas)
+                    _META.create_all(engine)
+                    self._engine = engine
+        return self._engine
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
     def add(self, job: Job) -> None:
         """Store a new job."""
@@ -200,7 +214,7 @@ class JobStore:
 
     def _dir(self, job_id: str) -> Path:
         path = self.files / job_id
-        path.mkdir(mode=0o700, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
 
     def save_uploads(self, job_id: str, tables: Mapping[str, pa.Table]) -> None:
