@@ -41,12 +41,6 @@ class JobsConfig(BaseModel):
         60, ge=0, description="How long a checked token is trusted without asking the hub again."
     )
     workers: int = Field(4, ge=1, description="Jobs running at once over all users.", examples=[8])
-    default_jobs: int = Field(
-        2,
-        ge=1,
-        description="Jobs one user runs at once when their `jobs` quota sets no limit.",
-        examples=[2],
-    )
     size: str = Field(
         "",
         description="Lab size whose CPU, memory and process limits a job gets; default: the "
