@@ -116,3 +116,18 @@ async def test_the_prepuller_follows_the_menu() -> None:
         assert "reg.example.org/sciplat/lab:w_2026_48" in pulled
         assert "reg.example.org/sciplat/lab:w_2026_46" not in pulled
         await api.close()
+
+
+async def test_a_failed_refresh_keeps_the_last_good_menu() -> None:
+    async with FakeRegistry({"sciplat/lab": TAGS}) as registry:
+        catalog = ImageCatalog(
+            KubernetesConfig(),
+            RegistryClient(registry.url, "sciplat/lab"),
+            KubernetesApi.for_host("x"),
+        )
+        good = await catalog.refresh()
+        del registry.repositories["sciplat/lab"]
+        with pytest.raises(RegistryError):
+            await catalog.refresh()
+    assert catalog.environments == good
+    assert catalog.menu().default == "r28_0_1"
