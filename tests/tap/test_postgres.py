@@ -3,16 +3,20 @@ database, the query role's limits, loads, reloads, and ``sciplat catalog load`` 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pyarrow as pa
 import pytest
+from astropy.io.votable import parse
 
 from sciplat.errors import ConfigError
 from sciplat.tap.adql.translate import translate
+from sciplat.tap.app import create_app
 from sciplat.tap.cli import catalog_load
 from sciplat.tap.config import TapConfig
 from sciplat.tap.errors import AdqlSyntaxError, QueryFailedError, UnknownTableError
@@ -24,6 +28,10 @@ from sciplat.tap.wiring import build_tap
 from tests.tap.conftest import PgDatabase, fake_hub
 
 CONE = "SELECT hip FROM hipparcos.main WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(56.75, 24.12, 1))"
+CONE_TOP5 = (
+    "SELECT TOP 5 hip, ra, dec, hpmag FROM hipparcos.main WHERE "
+    "1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 1.0)) ORDER BY hpmag"
+)
 # 118k x 118k rows: minutes of work, so only a cancel ends it in time
 SLOW = 'SELECT COUNT(*) FROM "hipparcos"."main" AS a, "hipparcos"."main" AS b WHERE a.plx > b.plx'
 
@@ -229,3 +237,20 @@ def test_unreachable_database_is_a_clear_query_error() -> None:
     with pytest.raises(QueryFailedError, match="catalogue database"):
         backend.run("SELECT 1", 5)
     backend.close()
+
+
+async def test_sync_endpoint_on_postgres(pg_hipparcos: PostgresBackend, tmp_path: Path) -> None:
+    """The whole service on the PostgreSQL backend: a cone as VOTable, and a refused query."""
+    config = TapConfig(public_schemas=["TAP_SCHEMA", "hipparcos"], default_maxrec=1000)
+    services = build_tap(config, tmp_path, hub=fake_hub(), backend=pg_hipparcos)
+    transport = httpx.ASGITransport(app=create_app(services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://tap.test") as client:
+        r = await client.post("/api/tap/sync", data={"LANG": "ADQL", "QUERY": CONE_TOP5})
+        table = parse(io.BytesIO(r.content)).get_first_table().to_table()
+        assert list(table["hip"]) == [17702, 17847, 17499, 17573, 17608]  # Alcyone first
+        assert str(table["ra"].unit) == "deg"
+        r = await client.post(
+            "/api/tap/sync", data={"LANG": "ADQL", "QUERY": "SELECT * FROM pg_catalog.pg_class"}
+        )
+        info = parse(io.BytesIO(r.content)).resources[0].infos[0]
+        assert (info.value, "not available" in (info.content or "")) == ("ERROR", True)

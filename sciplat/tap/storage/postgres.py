@@ -314,6 +314,7 @@ class PostgresBackend(CatalogueBackend):
         try:
             with self._connect_owner() as conn, conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                cur.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the index build's
                 previous = _read_metadata(cur)
                 self._store(cur, info, data)
                 catalogue = _replace(previous, info, schema)
