@@ -13,6 +13,8 @@ from types import TracebackType
 
 from aiohttp import web
 
+from tests.support.fake_kubernetes import serve
+
 
 class FakeRegistry:
     def __init__(
@@ -31,11 +33,7 @@ class FakeRegistry:
         app = web.Application()
         app.router.add_get("/token", self._token)
         app.router.add_get("/v2/{repository:.+}/tags/list", self._tags)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def __aexit__(

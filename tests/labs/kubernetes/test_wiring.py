@@ -15,7 +15,7 @@ from sciplat.labs.kubernetes.backend import KubernetesBackend
 from sciplat.labs.kubernetes.models import NamespaceQuota
 from sciplat.labs.kubernetes.wiring import namespace_quota
 from tests.labs.kubernetes.conftest import lab_spec
-from tests.support.fake_kubernetes import FakeKubernetes
+from tests.support.fake_kubernetes import FakeKubernetes, serve
 
 CONFIG = """
 identity: {{host_accounts: "off"}}
@@ -84,10 +84,8 @@ async def test_the_lab_service_sees_the_pod_answer_as_for_a_local_lab(
 
     app = web.Application()
     app.router.add_get("/user/alice/api", api)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
+    runner, url = await serve(app)
+    port = int(url.rsplit(":", 1)[1])
     async with FakeKubernetes() as fake:
         fake.pod_ip = "127.0.0.1"
         factory = factory_for(tmp_path, write_kubeconfig(tmp_path / "kc", fake.url), monkeypatch)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.naming import dns_label
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sciplat"}
@@ -12,6 +15,15 @@ SERVER_KEY = "sciplat.io/server"
 ENVIRONMENT_KEY = "sciplat.io/environment"
 SIZE_KEY = "sciplat.io/size"
 IMAGE_KEY = "sciplat.io/image"
+
+#: every container the platform runs: non-root, no escalation, no capabilities, read-only root
+CONTAINER_SECURITY = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 _BINARY = (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024))
 
@@ -41,3 +53,13 @@ def memory_quantity(size: int) -> str:
         if size >= unit and size % unit == 0:
             return f"{size // unit}{suffix}"
     return str(size)
+
+
+def placement(config: KubernetesConfig) -> dict[str, Any]:
+    """Pod spec fields shared by labs and the prepuller: lab nodes, image pull secrets."""
+    fields: dict[str, Any] = {}
+    if config.node_selector:
+        fields["nodeSelector"] = dict(config.node_selector)
+    if config.image.pull_secrets:
+        fields["imagePullSecrets"] = [{"name": s} for s in config.image.pull_secrets]
+    return fields

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sciplat.labs.kubernetes.builders.common import (
+    CONTAINER_SECURITY,
     ENVIRONMENT_KEY,
     IMAGE_KEY,
     LAB_LABELS,
@@ -15,6 +17,7 @@ from sciplat.labs.kubernetes.builders.common import (
     USER_KEY,
     cpu_quantity,
     memory_quantity,
+    placement,
     pod_name,
     user_labels,
 )
@@ -126,22 +129,13 @@ def build_pod(config: KubernetesConfig, spec: LabSpec, namespace: str, image: st
                 "workingDir": str(spec.home),
                 "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
                 "resources": {"requests": dict(resources), "limits": dict(resources)},
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "allowPrivilegeEscalation": False,
-                    "privileged": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
+                "securityContext": copy.deepcopy(CONTAINER_SECURITY),
                 "volumeMounts": mounts,
             }
         ],
         "volumes": volumes,
+        **placement(config),
     }
-    if config.node_selector:
-        pod_spec["nodeSelector"] = dict(config.node_selector)
-    if config.image.pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s} for s in config.image.pull_secrets]
     return {
         "apiVersion": "v1",
         "kind": "Pod",

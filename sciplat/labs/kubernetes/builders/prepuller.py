@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
-from sciplat.labs.kubernetes.builders.common import MANAGED_BY
+from sciplat.labs.kubernetes.builders.common import CONTAINER_SECURITY, MANAGED_BY, placement
 from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.labs.kubernetes.models import KubeObject
 from sciplat.naming import dns_label
@@ -20,13 +21,6 @@ def build_prepuller(config: KubernetesConfig, images: Sequence[str]) -> KubeObje
     """A DaemonSet on the lab nodes: one init container per image (each only exits, so the
     kubelet must have pulled the image), then a pause container holds the pod, so the images
     stay in use and the kubelet's image garbage collection keeps them."""
-    security = {
-        "runAsNonRoot": True,
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
     inits = [
         {
             "name": f"pull-{dns_label(image.rsplit(':', 1)[-1], 50)}",
@@ -34,7 +28,7 @@ def build_prepuller(config: KubernetesConfig, images: Sequence[str]) -> KubeObje
             "imagePullPolicy": "IfNotPresent",
             "command": [str(config.image.prefix / "bin" / "python"), "-c", "pass"],
             "resources": {"requests": dict(_SMALL), "limits": dict(_SMALL)},
-            "securityContext": dict(security),
+            "securityContext": copy.deepcopy(CONTAINER_SECURITY),
         }
         for image in sorted(set(images))
     ]
@@ -53,14 +47,11 @@ def build_prepuller(config: KubernetesConfig, images: Sequence[str]) -> KubeObje
                 "name": "pause",
                 "image": config.prepuller.pause_image,
                 "resources": {"requests": dict(_SMALL), "limits": dict(_SMALL)},
-                "securityContext": dict(security),
+                "securityContext": copy.deepcopy(CONTAINER_SECURITY),
             }
         ],
+        **placement(config),
     }
-    if config.node_selector:
-        pod_spec["nodeSelector"] = dict(config.node_selector)
-    if config.image.pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": s} for s in config.image.pull_secrets]
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
