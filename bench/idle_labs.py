@@ -56,6 +56,10 @@ from tests.support.platform import (  # noqa: E402
 MB = 1024 * 1024
 UID_BASE = 4_200_000
 READY_DEADLINE = 300.0  # s for one lab to answer on a loaded machine
+#: Stop starting labs when the machine has less than this available (it is shared).
+RESERVE = 3 * 1024 * MB
+#: A first guess per idle lab (measured ~30 MB private), to refuse a count that cannot fit.
+GUESS = 40 * MB
 TARGET = 400  # labs the issue asks about
 MACHINE = 24 * 1024 * MB
 
@@ -107,6 +111,8 @@ class Bench:
         self.states: list[LabState] = []
         self.start_seconds: list[float] = []
         self.not_forked = 0
+        self.give_up = float("inf")
+        self.stopped = ""
 
     async def start_all(self, env: Path, api: str) -> None:
         gate = asyncio.Semaphore(self.concurrency)
@@ -114,6 +120,12 @@ class Bench:
 
             async def one(i: int) -> None:
                 async with gate:
+                    if available() < RESERVE:
+                        self.stopped = f"less than {RESERVE // MB} MB left for other work"
+                    elif time.monotonic() > self.give_up:
+                        self.stopped = "out of time (--max-seconds)"
+                    if self.stopped:
+                        return
                     name = f"idle{i}"
                     spec = standalone_lab_spec(
                         env, self.root, name, UID_BASE + i, api, secrets.token_hex(24)
@@ -140,6 +152,11 @@ class Bench:
 
     def cleanup(self) -> None:
         asyncio.run(self.stop_all())
+        driver = self.backend.cgroups
+        for i in range(self.n):  # also labs whose start was cut short
+            if driver is not None and driver.exists(f"idle{i}"):
+                driver.kill_all(f"idle{i}")
+                driver.remove(f"idle{i}")
         self.prefork.stop_all()
         shutil.rmtree(self.root, ignore_errors=True)
         remove_test_cgroups(self.run_id)
@@ -183,16 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=4, help="labs starting at once")
     ap.add_argument("--settle", type=float, default=20.0, help="seconds idle before measuring")
     ap.add_argument("--json", help="also write the numbers to this file")
+    ap.add_argument(
+        "--max-seconds", type=float, default=1800, help="give up starting labs after this"
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/idle_labs.py needs root (labs run as their uids in cgroups)", file=sys.stderr)
         return 2
-    # a first guess of 60 MB per lab, refused before anything starts if it cannot fit
-    if args.labs * 60 * MB > available():
+    if args.labs * GUESS + RESERVE > available():
         print(f"{args.labs} labs may not fit in {available() // MB} MB available", file=sys.stderr)
         return 2
     env = lab_environment()
     bench = Bench(args.labs, args.concurrency)
+    bench.give_up = time.monotonic() + args.max_seconds
 
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
@@ -208,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         with hub_api_stub() as api:
             log(f"starting {args.labs} labs, {args.concurrency} at a time")
             asyncio.run(bench.start_all(env, api))
-            log(f"all answering; idle {args.settle:.0f} s")
+            if bench.stopped:
+                log(f"stopped at {len(bench.start_seconds)} labs: {bench.stopped}")
+            log(f"{len(bench.start_seconds)} answering; idle {args.settle:.0f} s")
             time.sleep(args.settle)
             result = measure(bench, parent)
     except KeyboardInterrupt:
@@ -221,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     result |= {"loadavg": load, "seconds": time.monotonic() - t0, "env": str(env)}
     est = result[f"estimate_{TARGET}_labs_mb"]
     loads = "/".join(f"{x:.1f}" for x in load)
-    print(f"\n{args.labs} idle pre-forked labs (one parent), after {args.settle:.0f} s idle; "
+    print(f"\n{result['labs']} idle pre-forked labs (one parent), after {args.settle:.0f} s idle; "
           f"load average {loads}, {os.cpu_count()} CPUs\n")  # fmt: skip
     for key, value in result.items():
         if key.endswith(("_mb", "_s")):

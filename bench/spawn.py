@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `python bench/spawn.py` puts bench/, not the repo, first
 
+from sciplat.labs.local.storage.prefork import PreforkServers  # noqa: E402
 from tests.support.platform import (  # noqa: E402
     Platform,
     free_ports,
@@ -179,6 +180,7 @@ class Start:
     t_wall: float = 0.0  # request time, wall clock (to compare with log timestamps)
     t_boot: float = 0.0  # request time, CLOCK_BOOTTIME (to compare with /proc start times)
     phases: dict[str, float] = field(default_factory=dict)
+    how: str = ""  # sciplat: "pre-forked" or "launcher"
 
 
 class System(Protocol):
@@ -488,8 +490,16 @@ class Sciplat:
         return sorted(pids)
 
     def main_pid(self, user: str) -> int | None:
-        labs = [p for p in self.lab_pids(user) if "jupyterhub-singleuser" in cmdline(p)]
+        """The oldest process of the lab's cgroup: the server (launched or pre-forked); its
+        kernels and terminals come later."""
+        labs = self.lab_pids(user)
         return min(labs, key=lambda p: start_ticks(p) or 0) if labs else None
+
+    def how(self, user: str) -> str:
+        """Whether the lab was forked from the environment's parent (whose command line a
+        forked process keeps) or started by the launcher."""
+        pid = self.main_pid(user)
+        return "pre-forked" if pid and "prefork_server" in cmdline(pid) else "launcher"
 
     def lab_log(self, user: str) -> str:
         with contextlib.suppress(OSError):
@@ -566,6 +576,7 @@ async def single_cycle(
     s = await start_lab(client, system, sub.solo)
     if s.latency is not None:
         s.phases = phases(system, s)
+        s.how = system.how(sub.solo) if hasattr(system, "how") else ""
     result = f"{s.latency:.2f} s" if s.latency is not None else s.error
     log(f"{system.name}: single start {i + 1}/{cycles}: {result}")
     if i == cycles - 1 and s.latency is not None:
@@ -594,6 +605,8 @@ async def burst(client: httpx.AsyncClient, sub: Subject, settle: float) -> None:
     res["concurrent_wall"] = time.monotonic() - t0
     res["concurrent_infra_cpu"] = cpu_seconds(infra) - infra_cpu
     for s in starts:
+        if s.latency is not None and hasattr(system, "how"):
+            s.how = system.how(s.user)
         res["concurrent"].append(asdict(s))
         if s.error:
             log(f"{system.name}: {s.user} failed: {s.error}")
@@ -667,6 +680,12 @@ def sciplat_subject(args: argparse.Namespace) -> Iterator[Subject]:
     log("sciplat: starting the platform (tests/support/platform.py)")
     with running_platform(**overrides) as platform:
         log(f"sciplat: up at {platform.url}, data {platform.data_dir}, run id {platform.run_id}")
+        # `sciplat up` starts the default environment's pre-forked parent; a platform serves
+        # for hours, so measure once it is ready (as users meet it), not while it imports
+        run = platform.data_dir / "run" / "prefork"
+        prefork = PreforkServers(run, platform.data_dir / "logs" / "prefork")
+        ready = prefork.wait_ready(lab_environment(), 300)
+        log("sciplat: pre-forked server " + ("ready" if ready else "NOT ready: plain starts"))
         system = Sciplat(platform)
         try:
             solo, *crowd = system.add_users(["solo", *[f"u{i}" for i in range(args.users)]])
@@ -708,6 +727,9 @@ def summary(res: dict[str, Any]) -> dict[str, float | None]:
         "1 user: p50 (s)": med(single),
         "1 user: p95 (s)": pct(single, 0.95),
         "1 user: failures": float(sum(1 for s in res["single"] if s["latency"] is None)),
+        "1 user: pre-forked starts": float(
+            sum(s.get("how") == "pre-forked" for s in res["single"])
+        ),
     }
     names = dict.fromkeys(k for s in res["single"] for k in s["phases"])
     for name in names:
@@ -720,6 +742,9 @@ def summary(res: dict[str, Any]) -> dict[str, float | None]:
         "N users: p95 (s)": pct(conc, 0.95),
         "N users: last ready (s)": max(conc) if conc else None,
         "N users: failures": float(sum(1 for s in res["concurrent"] if s["latency"] is None)),
+        "N users: pre-forked starts": float(
+            sum(s.get("how") == "pre-forked" for s in res["concurrent"])
+        ),
         "N users: hub+proxy CPU during the burst (s)": res.get("concurrent_infra_cpu"),
         "N users: lab CPU used to start (s, median)": med([m["cpu_s"] for m in mem]),
         "N users: lab CPU-throttled (s, median)": med(throttled),
@@ -737,10 +762,11 @@ def table(results: dict[str, dict[str, Any]], users: int) -> str:
     rows = [("metric", "stock", "sciplat", "ratio")]
     for k in keys:
         st, sp = sums.get("stock", {}).get(k), sums.get("sciplat", {}).get(k)
-        ratio = f"{sp / st:.2f}" if st and sp is not None and "failures" not in k else "-"
+        counted = "failures" in k or "starts" in k
+        ratio = f"{sp / st:.2f}" if st and sp is not None and not counted else "-"
         fmt = (
             (lambda v: "-" if v is None else f"{v:.0f}")
-            if "failures" in k or "MB" in k
+            if counted or "MB" in k
             else (lambda v: "-" if v is None else f"{v:.2f}")
         )
         rows.append(
