@@ -51,6 +51,22 @@ class ImageCatalog:
         self.environments = environments
         return environments
 
+    def available(self, environment: EnvironmentConfig) -> bool:
+        """Whether ``environment`` is one of the images the registry listed (what the lab
+        service asks of local environments: is it on disk)."""
+        return any(env.name == environment.name for env in self.environments)
+
+    async def update(self) -> bool:
+        """Refresh the menu and the prepuller; what a periodic task of the hub calls. Failures
+        are logged and the last good menu and DaemonSet stay; True if both steps worked."""
+        try:
+            await self.refresh()
+            await self.sync_prepuller()
+        except (RegistryError, KubernetesApiError) as err:
+            log.warning("lab images not updated: %s", err.message)
+            return False
+        return True
+
     def menu(self) -> EnvironmentMenu:
         """The same menu as for local environments (every listed image is available)."""
         return environment_menu(self.environments, lambda env: True)

@@ -131,3 +131,21 @@ async def test_a_failed_refresh_keeps_the_last_good_menu() -> None:
             await catalog.refresh()
     assert catalog.environments == good
     assert catalog.menu().default == "r28_0_1"
+
+
+async def test_update_refreshes_menu_and_prepuller_and_survives_failures() -> None:
+    config = KubernetesConfig()
+    async with FakeKubernetes() as fake, FakeRegistry({"sciplat/lab": TAGS}) as registry:
+        api = KubernetesApi.for_host(fake.url)
+        catalog = ImageCatalog(config, RegistryClient(registry.url, "sciplat/lab"), api)
+        assert await catalog.update() is False, "the prepuller's namespace does not exist yet"
+        assert catalog.available(catalog.environments[0])
+        fake.add({"kind": "Namespace", "metadata": {"name": "sciplat"}})
+        assert await catalog.update() is True
+        assert fake.names("DaemonSet", "sciplat") == [PREPULLER_NAME]
+        del registry.repositories["sciplat/lab"]
+        assert await catalog.update() is False
+        assert catalog.menu().default == "r28_0_1"
+        await api.close()
+    unknown = catalog.environments[0].model_copy(update={"name": "w_1999_01"})
+    assert not catalog.available(unknown)
