@@ -261,6 +261,7 @@ def _user_site() -> None:
 def _run(command: list[str]) -> int:
     """Run the environment's console script (``jupyterhub-singleuser``) in this process."""
     sys.argv = list(command)
+    sys.path.insert(0, os.path.dirname(command[0]))  # as when the script is exec'd
     runpy.run_path(command[0], run_name="__main__")
     return 0
 
