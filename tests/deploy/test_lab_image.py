@@ -55,8 +55,8 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture
-def built_image() -> Iterator[str]:
+def image_test_prerequisites() -> None:
+    """Skip unless image builds are asked for and can run here."""
     if os.environ.get("SCIPLAT_BUILD_IMAGE") != "1":
         pytest.skip("builds a ~1 GB image for minutes: opt in with SCIPLAT_BUILD_IMAGE=1")
     if os.geteuid() != 0:
@@ -64,6 +64,11 @@ def built_image() -> Iterator[str]:
     missing = [tool for tool in ("debootstrap", "podman", "runc") if not shutil.which(tool)]
     if missing:
         pytest.skip(f"missing {', '.join(missing)}: apt-get install debootstrap podman runc")
+
+
+@pytest.fixture
+def built_image() -> Iterator[str]:
+    image_test_prerequisites()
     done = run(str(IMAGE_DIR / "build.sh"), TAG, timeout=3600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     yield TAG

@@ -79,9 +79,10 @@ def test_the_hub_role_holds_only_what_labs_need(objects_1000: list[dict[str, Any
     assert not any("*" in part for item in granted for part in item)
     resources = {resource for _, resource, _ in granted}
     assert resources == {"namespaces", "pods", "persistentvolumeclaims", "resourcequotas",
-                         "networkpolicies", "events"}  # fmt: skip
+                         "networkpolicies", "events", "pods/log"}  # fmt: skip
     assert {verb for *_, verb in granted} == {"get", "list", "create", "update", "delete"}
-    assert {verb for _, resource, verb in granted if resource == "events"} == {"get", "list"}
+    assert {verb for _, resource, verb in granted if resource == "events"} == {"list"}
+    assert {verb for _, resource, verb in granted if resource == "pods/log"} == {"get"}
     (prepuller,) = by_kind(objects_1000, "Role")
     assert prepuller["rules"] == [
         {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "create", "update"]}
