@@ -68,14 +68,19 @@ class Watchdog:
 
     def add(self, seconds: float, callback: Callable[[], None]) -> int:
         """Call ``callback`` in ``seconds`` (from the watchdog's thread); returns a key."""
+        deadline = time.monotonic() + seconds
         with self._cond:
             key = next(self._keys)
-            heapq.heappush(self._heap, (time.monotonic() + seconds, key, callback))
+            # wake the thread only for a new earliest deadline: waking it for every query would
+            # hand the GIL back and forth on each one
+            earliest = not self._heap or deadline < self._heap[0][0]
+            heapq.heappush(self._heap, (deadline, key, callback))
             self._live.add(key)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, daemon=True, name="tap-watch")
                 self._thread.start()
-            self._cond.notify()
+            elif earliest:
+                self._cond.notify()
         return key
 
     def remove(self, key: int) -> None:
