@@ -397,6 +397,9 @@ def _add_data_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     from sciplat.jobs import cli as jobs_cli  # noqa: PLC0415
 
     jobs_cli.add_parsers(sub)
+    from sciplat.tap import cli as tap_cli  # noqa: PLC0415
+
+    tap_cli.add_table_parsers(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

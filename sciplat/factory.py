@@ -21,7 +21,7 @@ from sciplat.labs.environments.service import EnvironmentService
 from sciplat.labs.local.backend import LocalBackend
 from sciplat.labs.local.storage import cgroups
 from sciplat.labs.local.storage.prefork import PreforkServers
-from sciplat.labs.services.labs import LabService
+from sciplat.labs.services.labs import EnvironmentCatalog, LabService
 from sciplat.paths import DataDir, default_data_dir
 from sciplat.quotas.services.quotas import (
     QuotaService,
@@ -159,8 +159,13 @@ class Factory(Shared):
 
     @cached_property
     def labs(self) -> LabService:
+        catalog: EnvironmentCatalog = (
+            self.kubernetes.images
+            if self.config.hub.lab_backend == "kubernetes"
+            else self.environments
+        )
         return LabService(
-            self.config, self.lab_backend, self.volumes, self.environments, self.data,
+            self.config, self.lab_backend, self.volumes, catalog, self.data,
             self.as_root, self.quotas, self.storage_limits, self.tutorials,
         )  # fmt: skip
 
@@ -176,6 +181,9 @@ class Factory(Shared):
             hub_port=self.config.hub.hub_port,
             rate_check=lambda name, groups: quotas.check_rate_of(name, groups, "tap"),
             query_limits=quotas.query_limits,
+            table_storage=lambda name, groups: quotas.resolver.limit(
+                "table_storage", name, list(groups)
+            ).value,
         )
 
     @cached_property

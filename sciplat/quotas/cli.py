@@ -89,7 +89,11 @@ def cmd_quota_show(args: argparse.Namespace) -> int:
     """``sciplat quota show [NAME] [--json]``: limits, their sources and current use."""
     wiring = _wiring(args)
     user = wiring.identity.get_user(args.name or getpass.getuser())
-    report = wiring.quotas.report(user, running_labs(wiring).get(user.name, []))
+    from sciplat.tap.cli import table_storage_used  # noqa: PLC0415 - pyarrow only here
+
+    tables = table_storage_used(wiring.config.services.tap, wiring.data.root, user.name)
+    report = wiring.quotas.report(user, running_labs(wiring).get(user.name, []),
+                                  {"table_storage": tables})  # fmt: skip
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
     return 0
 

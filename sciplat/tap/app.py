@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from sciplat.tap.errors import TapAuthError, TapError, TapThrottledError
-from sciplat.tap.handlers import async_, sync, vosi
+from sciplat.tap.handlers import async_, sync, tables, vosi
 from sciplat.tap.output.votable import error_votable
 from sciplat.tap.wiring import TapServices
 
@@ -34,6 +34,9 @@ async def _tap_error(request: Request, exc: Exception) -> Response:
     )
     if isinstance(exc, TapThrottledError):
         headers["Retry-After"] = str(exc.retry_after)
+    if request.url.path.startswith(f"{request.app.state.tap.config.prefix}/tables/"):
+        # MyDB's REST resources are not TAP queries: keep the status, answer in plain text
+        return Response(exc.message + "\n", exc.status_code, headers, media_type="text/plain")
     return Response(error_votable(exc.message), status, headers, media_type=_VOTABLE)
 
 
@@ -70,6 +73,8 @@ def create_app(services: TapServices) -> Starlette:
         Route("/capabilities", vosi.capabilities),
         Route("/availability", vosi.availability),
         Route("/tables", vosi.tables),
+        Route("/tables/{name}/sharing", tables.sharing, methods=["GET", "POST"]),
+        Route("/tables/{name:path}", tables.table, methods=["GET", "PUT", "DELETE"]),
     ]
 
     @asynccontextmanager
@@ -78,6 +83,7 @@ def create_app(services: TapServices) -> Starlette:
         yield
         await services.jobs.stop()
         services.jobs.store.close()
+        services.mydb.store.close()
         if services.access.hub is not None:
             await services.access.hub.close()
         services.backend.close()

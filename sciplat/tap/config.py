@@ -172,3 +172,28 @@ class TapConfig(BaseModel):
         description="Jobs one user may keep at once (finished ones count until destroyed).",
         examples=[100],
     )
+    mydb_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body (in bytes) that saves a user table (PUT "
+            "/tables/<schema>.<table>); the user's table_storage quota bounds what they keep."
+        ),
+        examples=[268435456],
+    )
+    upload_url_networks: tuple[str, ...] = Field(
+        ("public",),
+        description=(
+            "Where UPLOAD=name,http(s)://... may be fetched from: every address the URL's host "
+            "resolves to must be in one of these networks (CIDR), or globally routable if "
+            "'public' is listed. Loopback (the hub's API), private and link-local addresses "
+            "are refused unless listed. Empty: no URL is fetched (only inline uploads)."
+        ),
+        examples=[["public", "10.20.0.0/16"]],
+    )
+    upload_url_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest time fetching one uploaded table from a URL may take.",
+        examples=[30],
+    )

@@ -11,12 +11,14 @@ from sciplat.tap.config import TapConfig
 from sciplat.tap.services.access import AccessService, QueryLimits, RateCheck
 from sciplat.tap.services.catalogue import CatalogueService
 from sciplat.tap.services.jobs import JobService
+from sciplat.tap.services.mydb import MyDBService, StorageLimit
 from sciplat.tap.services.query import QueryService
 from sciplat.tap.services.upload import UploadService
 from sciplat.tap.storage.backend import CatalogueBackend
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.storage.hub import HubClient
 from sciplat.tap.storage.jobs import JobStore
+from sciplat.tap.storage.mydb import MyDBStore
 from sciplat.tap.storage.postgres import PostgresBackend
 
 
@@ -31,6 +33,7 @@ class TapServices:
     catalogues: CatalogueService
     uploads: UploadService
     jobs: JobService
+    mydb: MyDBService
 
 
 def tap_directory(config: TapConfig, data_root: Path) -> Path:
@@ -77,6 +80,8 @@ def build_tap(
     rate_check: RateCheck | None = None,
     query_limits: QueryLimits | None = None,
     jobs_dir: Path | None = None,
+    table_storage: StorageLimit | None = None,
+    mydb_dir: Path | None = None,
 ) -> TapServices:
     """Wire the TAP objects; tests pass their own ``hub`` client and ``backend``.
 
@@ -86,7 +91,11 @@ def build_tap(
     backend = backend or build_backend(config, data_root)
     hub = hub or HubClient(hub_api_url(config, hub_port), config.token_cache_seconds)
     access = AccessService(config, hub, rate_check, query_limits)
-    query = QueryService(config, backend, access)
+    # MyDB: users' tables under <tapdir>/mydb/, metadata in <tapdir>/mydb.sqlite (mydb_dir in
+    # tests); table_storage is the platform's quota resolver's limit of (user, groups)
+    mydb = MyDBService(config, MyDBStore(mydb_dir or tap_directory(config, data_root)), access,
+                       backend.catalogue, table_storage)  # fmt: skip
+    query = QueryService(config, backend, access, mydb)
     uploads = UploadService(config)
     # async jobs: records in <tapdir>/jobs.sqlite, files under <tapdir>/jobs/ (jobs_dir in tests)
     store = JobStore(jobs_dir or tap_directory(config, data_root))
@@ -98,4 +107,5 @@ def build_tap(
         catalogues=CatalogueService(backend),
         uploads=uploads,
         jobs=JobService(config, store, query, uploads),
+        mydb=mydb,
     )

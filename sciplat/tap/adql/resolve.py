@@ -25,6 +25,9 @@ class Scope:
     derived: dict[str, set[str] | None] = field(default_factory=dict)  # alias → names (None: *)
     aliases: set[str] = field(default_factory=set)
     upload_schema: str = "temp.main"  # where TAP_UPLOAD tables are, for rewriting qualifiers
+    #: tables the backend gets as uploads (MyDB): lower-case schema.name → the alias the
+    #: query's SQL gives them, for rewriting columns written schema.table.column
+    relocated: dict[str, str] = field(default_factory=dict)
 
     def spatial(self, ra: exp.Expr, dec: exp.Expr) -> tuple[exp.Column, SpatialIndex] | None:
         """The HEALPix column sorting the table whose ra/dec columns these are, if any."""
@@ -64,11 +67,14 @@ def resolve_names(
     may_read: Callable[[TableInfo], bool],
     uploads: Mapping[str, TableInfo] | None = None,
     upload_schema: str = "temp.main",
+    relocate: Callable[[TableInfo], str | None] | None = None,
 ) -> Scope:
     """Check and canonicalize every table and column name of ``tree`` (in place).
 
     ``TAP_UPLOAD.<name>`` names one of this query's ``uploads`` (by lower-case name); it is
-    rewritten to ``upload_schema`` (dot-separated parts), where the backend puts it.
+    rewritten to ``upload_schema`` (dot-separated parts), where the backend puts it. A readable
+    table for which ``relocate`` gives a name (a user's MyDB table, a per-caller TAP_SCHEMA)
+    is rewritten to that name under ``upload_schema`` the same way.
 
     Raises:
         UnknownTableError: a table not in TAP_SCHEMA, or one the caller may not read.
@@ -96,6 +102,11 @@ def resolve_names(
         scope.tables[alias.lower()] = info
         if not table.alias:
             scope.tables.setdefault(info.qualified.lower(), info)
+        moved = relocate(info) if relocate is not None else None
+        if moved is not None:  # keep the name columns are qualified with as an alias
+            scope.relocated[info.qualified.lower()] = alias
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+            _qualify_upload(table, info, upload_schema, moved)
     scope.aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
     for column in tree.find_all(exp.Column):
         _resolve_column(column, scope)
@@ -118,16 +129,31 @@ def _resolve_upload(
         scope.tables.setdefault(f"tap_upload.{info.name}".lower(), info)
 
 
-def _qualify_upload(node: exp.Column | exp.Table, info: TableInfo, upload_schema: str) -> None:
-    """Point a TAP_UPLOAD table, or a column written TAP_UPLOAD.t.c, at ``upload_schema``."""
-    if info.schema != "TAP_UPLOAD" or (isinstance(node, exp.Column) and not node.db):
+def _qualify_upload(
+    node: exp.Column | exp.Table, info: TableInfo, upload_schema: str, moved: str | None = None
+) -> None:
+    """Point a TAP_UPLOAD table (or one ``moved`` to that name), or a column written
+    TAP_UPLOAD.t.c (schema.t.c), at ``upload_schema``."""
+    if (info.schema != "TAP_UPLOAD" and moved is None) or (
+        isinstance(node, exp.Column) and not node.db
+    ):
         return  # a catalogue table, or t.c with t an alias or the bare name: nothing moves
     parts = upload_schema.split(".")
     node.set("db", exp.to_identifier(parts[-1], quoted=True))
     node.set("table" if isinstance(node, exp.Column) else "this",
-             exp.to_identifier(info.name, quoted=True))  # fmt: skip
+             exp.to_identifier(moved or info.name, quoted=True))  # fmt: skip
     if len(parts) > 1:
         node.set("catalog", exp.to_identifier(parts[0], quoted=True))
+
+
+def _qualify_column(column: exp.Column, info: TableInfo, scope: Scope) -> None:
+    """Rewrite TAP_UPLOAD.t.c for upload_schema, and schema.t.c of a relocated (MyDB) table
+    to the alias its table was given."""
+    if column.db and info.qualified.lower() in scope.relocated:
+        column.set("db", None)
+        column.set("table", exp.to_identifier(scope.relocated[info.qualified.lower()], quoted=True))
+    else:
+        _qualify_upload(column, info, scope.upload_schema)
 
 
 def _output_names(query: exp.Expr) -> set[str] | None:
@@ -154,7 +180,7 @@ def _resolve_column(column: exp.Column, scope: Scope) -> None:
             if found is None:
                 raise _unknown_column(name, [c.name for c in info.columns], info.qualified)
             column.set("this", exp.to_identifier(found.name, quoted=True))
-            _qualify_upload(column, info, scope.upload_schema)
+            _qualify_column(column, info, scope)
             return
         if qualifier in scope.derived:
             names = scope.derived[qualifier]

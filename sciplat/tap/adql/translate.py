@@ -24,12 +24,14 @@ def translate(
     uploads: Mapping[str, TableInfo] | None = None,
     upload_schema: str = "temp.main",
     dialect: str = "duckdb",
+    relocate: Callable[[TableInfo], str | None] | None = None,
 ) -> Translation:
     """Translate one ADQL query to the SQL of ``dialect`` (a backend's: duckdb or postgres).
 
     ``maxrec`` caps the rows: the SQL asks for ``maxrec + 1`` so that the caller can tell an
     overflow from an exact fit. ``uploads`` are the query's TAP_UPLOAD tables, found by the
-    backend under ``upload_schema`` (see :class:`CatalogueBackend`).
+    backend under ``upload_schema`` (see :class:`CatalogueBackend`), and so are the tables for
+    which ``relocate`` gives a name there (MyDB tables, see :func:`resolve_names`).
 
     Raises:
         AdqlSyntaxError: not ADQL.
@@ -38,7 +40,7 @@ def translate(
         UnknownColumnError: a column none of the query's tables has.
     """
     tree = parse_adql(text)
-    scope = resolve_names(tree, catalogue, may_read, uploads, upload_schema)
+    scope = resolve_names(tree, catalogue, may_read, uploads, upload_schema, relocate)
     geometry: GeometrySql = (
         PgSphereGeometry() if dialect == "postgres" else DuckDBGeometry(scope.spatial)
     )

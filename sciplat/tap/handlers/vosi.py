@@ -25,6 +25,7 @@ async def capabilities(request: Request) -> Response:
         upload_bytes=cfg.max_upload_bytes,
         retention_seconds=int(cfg.job_retention_days * 86400),
         async_seconds=(int(cfg.async_default_seconds), int(cfg.async_max_seconds)),
+        url_uploads=services.uploads.fetcher.enabled,
     )  # fmt: skip
     return Response(text, media_type=_XML)
 
@@ -39,5 +40,11 @@ async def availability(request: Request) -> Response:
 
 
 async def tables(request: Request) -> Response:
+    """The tableset; with a token, plus the caller's readable user tables (MyDB)."""
     services: TapServices = request.app.state.tap
-    return Response(vosi.tableset(services.backend.catalogue()), media_type=_XML)
+    catalogue = services.backend.catalogue()
+    authorization = request.headers.get("authorization")
+    if authorization:
+        caller = await services.access.caller(authorization)
+        catalogue = services.mydb.view(caller, catalogue).catalogue
+    return Response(vosi.tableset(catalogue), media_type=_XML)

@@ -83,3 +83,19 @@ class AccessService:
     def may_read(self, caller: Caller, table: TableInfo) -> bool:
         """Anonymous callers read public schemas; hub users read everything."""
         return not caller.anonymous or table.schema.lower() in self.public
+
+    def may_read_user_table(self, caller: Caller, owner: str, shared_with: Iterable[str]) -> bool:
+        """A user table (MyDB) is read by its owner and the members of the groups it is shared
+        with; by nobody else, anonymous callers included."""
+        if caller.name is None:
+            return False
+        return caller.name == owner or not caller.groups.isdisjoint(shared_with)
+
+    def owns(self, caller: Caller, owner: str) -> bool:
+        """Only a user table's owner writes, replaces, shares or drops it."""
+        return caller.name is not None and caller.name == owner
+
+    def may_share_with(self, caller: Caller, group: str) -> bool:
+        """Users share their tables only with groups they are in (a typo shares with nobody
+        instead of a stranger); operators share with any group through the CLI."""
+        return group in caller.groups

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from sciplat.tap.adql.translate import translate
 from sciplat.tap.config import TapConfig
@@ -17,6 +18,9 @@ from sciplat.tap.output.text import write_csv, write_json
 from sciplat.tap.output.votable import write_votable
 from sciplat.tap.services.access import AccessService
 from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel
+
+if TYPE_CHECKING:
+    from sciplat.tap.services.mydb import MyDBService
 
 log = logging.getLogger(__name__)
 _LANGS = {"adql", "adql-2.0", "adql-2.1"}
@@ -62,10 +66,17 @@ def parse_format(value: str | None) -> tuple[str, str]:
 class QueryService:
     """Runs ADQL for a caller against one backend."""
 
-    def __init__(self, config: TapConfig, backend: CatalogueBackend, access: AccessService) -> None:
+    def __init__(
+        self,
+        config: TapConfig,
+        backend: CatalogueBackend,
+        access: AccessService,
+        mydb: MyDBService | None = None,
+    ) -> None:
         self.config = config
         self.backend = backend
         self.access = access
+        self.mydb = mydb  # users' own tables, given to the backend like uploads
 
     def maxrec(self, requested: str | None) -> int:
         """The row limit for a request.
@@ -131,16 +142,20 @@ class QueryService:
         if caller.max_rows is not None:
             maxrec = caller.max_rows if maxrec is None else min(maxrec, caller.max_rows)
         timeout = self.timeout(caller, limit)
+        view = self.mydb.view(caller, catalogue, request.uploads) if self.mydb else None
         translation = translate(
             request.query,
-            catalogue,
+            view.catalogue if view else catalogue,
             lambda table: self.access.may_read(caller, table),
             maxrec,
             {name: upload.info for name, upload in request.uploads.items()},
             self.backend.upload_schema,
             dialect=self.backend.dialect,
+            relocate=view.relocate if view else None,
         )
         uploads = {name: upload.table for name, upload in request.uploads.items()}
+        if view is not None and view.wanted:
+            uploads.update(await asyncio.to_thread(view.load))
         table = await asyncio.to_thread(
             self.backend.run, translation.sql, timeout, uploads or None, cancel
         )

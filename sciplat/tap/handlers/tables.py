@@ -1,0 +1,94 @@
+"""``/tables/<schema>.<table>``: users' own tables (MyDB), HTTP only; policy in services/mydb.
+
+- ``PUT`` with a VOTable, CSV or Parquet body (by Content-Type) saves the caller's table
+  (201 new, 200 replaced); ``PUT ...?job=<id>`` with no body saves the result of one of the
+  caller's COMPLETED async jobs (a VOTable, CSV or Parquet result) instead.
+- ``GET`` describes a table the caller may read (a VOSI tableset of that one table);
+  ``DELETE`` drops one of theirs (204).
+- ``GET/POST /tables/<schema>.<table>/sharing`` (``group=...&action=share|unshare``) shows or
+  changes the groups it is shared with (JSON).
+Errors here keep their HTTP status (app.py answers them as text, not TAP VOTables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sciplat.tap.errors import TapParameterError
+from sciplat.tap.models.catalogue import Catalogue, SchemaInfo
+from sciplat.tap.output import vosi
+from sciplat.tap.services.mydb import read_body
+from sciplat.tap.wiring import TapServices
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes ``limit`` bytes (``mydb_max_bytes``)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> TapParameterError:
+    return TapParameterError(
+        f"the table is larger than this service accepts in one request ({size} > {limit} "
+        "bytes, mydb_max_bytes): save fewer rows or columns, or send it as Parquet"
+    )
+
+
+async def table(request: Request) -> Response:
+    """PUT (save), GET (describe) or DELETE (drop) one user table."""
+    services: TapServices = request.app.state.tap
+    name = request.path_params["name"]
+    caller = await services.access.caller(request.headers.get("authorization"))
+    if request.method == "GET":
+        found = services.mydb.describe(caller, name)
+        one = Catalogue(schemas=(SchemaInfo(found.schema, f"tables of {found.owner}"),),
+                        tables=(found.info,))  # fmt: skip
+        return Response(vosi.tableset(one), media_type="text/xml")
+    if request.method == "DELETE":
+        services.mydb.drop(caller, name)
+        return Response(status_code=204)
+    services.mydb.writable(caller, name)  # before reading a body that may be large
+    job_id = next((v for k, v in request.query_params.items() if k.lower() == "job"), None)
+    body = await _body(request, services.config.mydb_max_bytes)
+    if job_id is not None:
+        if body:
+            raise TapParameterError("send either a table in the body or ?job=<id>, not both")
+        job, body = await asyncio.to_thread(services.jobs.result, caller, job_id)
+        content_type = job.result_mime or ""
+    else:
+        content_type = request.headers.get("content-type", "")
+    data = await asyncio.to_thread(read_body, body, content_type)
+    saved, created = await asyncio.to_thread(services.mydb.save, caller, name, data)
+    return JSONResponse(saved.to_dict(), status_code=201 if created else 200)
+
+
+async def sharing(request: Request) -> Response:
+    """GET: the groups a table is shared with (its owner only); POST ``group``, ``action``."""
+    services: TapServices = request.app.state.tap
+    name = request.path_params["name"]
+    caller = await services.access.caller(request.headers.get("authorization"))
+    if request.method == "GET":
+        found = services.mydb.describe(caller, name)
+        return JSONResponse(found.to_dict(with_sharing=services.access.owns(caller, found.owner)))
+    values = {k.lower(): v for k, v in request.query_params.items()}
+    body = await _body(request, 64 * 1024)
+    values.update({k.lower(): v for k, v in parse_qsl(body.decode("utf-8", "replace"))})
+    action = values.get("action", "share").lower()
+    if action not in ("share", "unshare") or not values.get("group"):
+        raise TapParameterError("send group=<group>&action=share (or action=unshare)")
+    changed = await asyncio.to_thread(
+        services.mydb.share, caller, name, values["group"], action == "share"
+    )
+    return JSONResponse(changed.to_dict())

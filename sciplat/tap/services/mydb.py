@@ -1,0 +1,479 @@
+"""MyDB policy: users' own tables, saved into their schema, shared with groups, under quota.
+
+- Each user owns one schema, :func:`user_schema` of their name (``user_`` + the name with
+  every character outside ``[a-z0-9]`` escaped, so it is an ADQL regular identifier and two
+  names never share a schema). Only its owner writes it (:meth:`AccessService.owns`).
+- A table is readable by its owner and by members of the groups it is shared with
+  (:meth:`AccessService.may_read_user_table`). Everyone else is told exactly what they would
+  be told for a table that does not exist, in queries, REST and /tables alike.
+- At query time the readable user tables a query names reach the backend the way TAP_UPLOAD
+  tables do (:class:`CallerView`): the resolver rewrites ``user_ada.t`` to a name under the
+  backend's ``upload_schema`` and the backend gets the rows for that one query. TAP_SCHEMA is
+  given per caller the same way when they can see user tables, so it lists only those.
+- ``table_storage`` (bytes of a user's stored Parquet files) is checked before a table is moved
+  into place; ``mydb_max_bytes`` bounds the request body.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sciplat.tap.config import TapConfig
+from sciplat.tap.errors import (
+    QueryFailedError,
+    TapAuthError,
+    TapError,
+    TapForbiddenError,
+    TapParameterError,
+    TapQuotaError,
+)
+from sciplat.tap.models.catalogue import Catalogue, ColumnInfo, SchemaInfo, TableInfo
+from sciplat.tap.models.mydb import UserTable
+from sciplat.tap.models.query import Caller
+from sciplat.tap.services.access import AccessService
+from sciplat.tap.services.upload import read_votable
+from sciplat.tap.storage.mydb import MyDBStore
+from sciplat.tap.tap_schema import SCHEMA, build_rows
+
+log = logging.getLogger(__name__)
+
+#: table_storage of (user, groups) in bytes; None: unlimited (from the platform's quotas)
+StorageLimit = Callable[[str, Iterable[str]], int | float | None]
+
+PREFIX = "user_"
+_PART = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,254}$")
+#: schemas no user table may use, whatever the catalogue holds
+_RESERVED = frozenset({"tap_schema", "tap_upload", "sciplat_meta", "information_schema",
+                       "pg_catalog", "pg_temp", "temp", "main", "public"})  # fmt: skip
+_VOTABLE = ("application/x-votable+xml", "text/xml", "application/xml")
+_CSV = ("text/csv", "application/csv")
+_PARQUET = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
+# Arrow types queries can use (VOTable datatype), and casts for those they cannot
+_DATATYPES = {
+    pa.bool_(): "boolean", pa.uint8(): "unsignedByte", pa.int16(): "short", pa.int32(): "int",
+    pa.int64(): "long", pa.float32(): "float", pa.float64(): "double", pa.string(): "char",
+}  # fmt: skip
+_CASTS = {
+    pa.int8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(),
+    pa.uint64(): pa.int64(), pa.float16(): pa.float32(), pa.large_string(): pa.string(),
+    pa.null(): pa.string(),
+}  # fmt: skip
+
+
+class TableNotFoundError(TapError):
+    """No user table of this name that the caller may read (the same answer either way)."""
+
+    code = "table_not_found"
+    status_code = 404
+
+
+def user_schema(user: str) -> str:
+    """The schema ``user`` owns: ``user_`` + the name, each character outside ``[a-z0-9]``
+    written ``_`` + its UTF-8 bytes in hex, and ``_`` itself as ``__`` (so the mapping is
+    one-to-one and the result an ADQL regular identifier: ``ada.l-b`` → ``user_ada_2el_2db``)."""
+    out = []
+    for ch in user:
+        if ch.isascii() and (ch.islower() or ch.isdigit()):
+            out.append(ch)
+        elif ch == "_":
+            out.append("__")
+        else:
+            out.append("".join(f"_{b:02x}" for b in ch.encode()))
+    return PREFIX + "".join(out)
+
+
+def not_available(schema: str, name: str) -> str:
+    """What a caller is told about a table they cannot read, whether or not it exists."""
+    return (
+        f"table '{schema}.{name}' is not available. TAP_SCHEMA.tables lists the tables you can "
+        "query."
+    )
+
+
+def parse_table_name(text: str) -> tuple[str, str]:
+    """``schema.table`` → (schema, table), lower-case.
+
+    Raises:
+        TapParameterError: not two parts of a letter then up to 62 letters, digits or ``_``.
+    """
+    schema, dot, name = text.partition(".")
+    if not dot or not _PART.match(schema) or not _PART.match(name):
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        raise TapParameterError(
+            f"{shown!r} is not a table name: write <schema>.<table>, e.g. user_ada.mytable, "
+            "each part a letter then up to 62 letters, digits or underscores"
+        )
+    return schema.lower(), name.lower()
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"  # pragma: no cover - the loop always returns
+
+
+def read_body(data: bytes, content_type: str) -> pa.Table:
+    """A table from a VOTable, CSV or Parquet document (chosen by ``content_type``), with
+    types queries can use and units/UCDs/descriptions as field metadata.
+
+    Raises:
+        TapParameterError: an unknown content type, an unreadable document, no columns,
+            column names that are not ADQL identifiers or repeat, or unusable column types.
+    """
+    mime = content_type.split(";", maxsplit=1)[0].strip().lower()
+    try:
+        if mime in _VOTABLE:
+            table = read_votable("table", data)
+        elif mime in _CSV:
+            table = pacsv.read_csv(io.BytesIO(data))
+        elif mime in _PARQUET:
+            table = pq.read_table(pa.BufferReader(data))
+        else:
+            raise TapParameterError(
+                f"Content-Type {mime or '(none)'} cannot be stored: send a VOTable "
+                "(application/x-votable+xml), CSV with a header line (text/csv) or Parquet "
+                "(application/vnd.apache.parquet)"
+            )
+    except (pa.ArrowException, OSError) as exc:
+        raise TapParameterError(f"the {mime} body cannot be read: {str(exc)[:200]}") from exc
+    return normalize(table)
+
+
+def normalize(table: pa.Table) -> pa.Table:
+    """``table`` with column types queries can use (see the module's casts).
+
+    Raises:
+        TapParameterError: no columns, bad or repeated names, types that cannot be stored.
+    """
+    if table.num_columns == 0:
+        raise TapParameterError("the table has no columns")
+    seen: set[str] = set()
+    fields, arrays = [], []
+    for fld, original in zip(table.schema, table.columns, strict=True):
+        column = original
+        if not _PART.match(fld.name):
+            raise TapParameterError(
+                f"column name {fld.name[:80]!r} cannot be used in ADQL: name columns with a "
+                "letter then up to 62 letters, digits or underscores"
+            )
+        if fld.name.lower() in seen:
+            raise TapParameterError(f"two columns are called '{fld.name}' (names ignore case)")
+        seen.add(fld.name.lower())
+        kind = fld.type
+        if pa.types.is_dictionary(kind):
+            column, kind = column.cast(kind.value_type), kind.value_type
+        if kind in _CASTS or pa.types.is_decimal(kind):
+            target = _CASTS.get(kind, pa.float64())
+        elif pa.types.is_temporal(kind):
+            target = pa.string()  # dates and times are kept as ISO 8601 text
+        else:
+            target = kind
+        if target not in _DATATYPES:
+            raise TapParameterError(
+                f"column '{fld.name}' has type {kind}, which cannot be stored: use numbers, "
+                "booleans or text"
+            )
+        try:
+            column = pc.cast(column, target) if target != kind else column
+        except pa.ArrowInvalid as exc:
+            raise TapParameterError(f"column '{fld.name}': {exc}") from exc
+        fields.append(pa.field(fld.name, target, metadata=fld.metadata))
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def columns_of(table: pa.Table) -> tuple[ColumnInfo, ...]:
+    """TAP_SCHEMA descriptions of a normalized table's columns (units etc. from metadata)."""
+    out = []
+    for fld in table.schema:
+        meta = {k.decode(): v.decode() for k, v in (fld.metadata or {}).items()}
+        datatype = _DATATYPES[fld.type]
+        out.append(ColumnInfo(fld.name, datatype, meta.get("description", ""),
+                              meta.get("unit", ""), meta.get("ucd", ""),
+                              arraysize="*" if datatype == "char" else None,
+                              xtype=meta.get("xtype") or None))  # fmt: skip
+    return tuple(out)
+
+
+@dataclass
+class CallerView:
+    """One query's view of MyDB: the catalogue with the caller's readable user tables, and
+    which of them (and of TAP_SCHEMA, described per caller) the backend gets as uploads."""
+
+    catalogue: Catalogue
+    tables: Mapping[str, UserTable]  # lower-case schema.name → table
+    store: MyDBStore
+    taken: frozenset[str] = frozenset()  # the query's own upload names
+    wanted: dict[str, str] = field(default_factory=dict)  # upload name → schema.name (lower)
+
+    def relocate(self, info: TableInfo) -> str | None:
+        """The name under the backend's upload schema where ``info`` will be, or None when the
+        backend itself holds it (catalogue tables; TAP_SCHEMA when no user table is visible)."""
+        key = info.qualified.lower()
+        if key not in self.tables and (info.schema != SCHEMA or not self.tables):
+            return None
+        for name, wanted in self.wanted.items():
+            if wanted == key:
+                return name
+        n = len(self.wanted)
+        while f"mydb_{n}" in self.taken or f"mydb_{n}" in self.wanted:
+            n += 1
+        self.wanted[f"mydb_{n}"] = key
+        return f"mydb_{n}"
+
+    def load(self) -> dict[str, pa.Table]:
+        """The rows of every table :meth:`relocate` moved, by upload name.
+
+        Raises:
+            QueryFailedError: a table was dropped after the query was translated.
+        """
+        out: dict[str, pa.Table] = {}
+        schema_rows = None
+        for name, key in self.wanted.items():
+            table = self.tables.get(key)
+            if table is None:  # a TAP_SCHEMA table, describing what this caller can read
+                schema_rows = schema_rows or build_rows(self.catalogue)
+                out[name] = schema_rows[key.split(".", 1)[1]]
+                continue
+            try:
+                out[name] = self.store.read(table)
+            except OSError as exc:
+                raise QueryFailedError(
+                    f"table {table.qualified} was dropped or replaced while the query started; "
+                    "run it again"
+                ) from exc
+        return out
+
+
+class MyDBService:
+    """Saves, describes, shares and drops user tables; gives queries their view of them."""
+
+    def __init__(
+        self,
+        config: TapConfig,
+        store: MyDBStore,
+        access: AccessService,
+        catalogue: Callable[[], Catalogue],
+        storage_limit: StorageLimit | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.access = access
+        self.catalogue = catalogue
+        self.storage_limit = storage_limit
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # queries ---------------------------------------------------------------------------------
+
+    def view(self, caller: Caller, base: Catalogue, taken: Iterable[str] = ()) -> CallerView:
+        """``base`` plus the user tables ``caller`` may read (none for anonymous callers)."""
+        if caller.name is None or not self.store.exists():
+            return CallerView(base, {}, self.store, frozenset(taken))
+        readable = [
+            t for t in self.store.visible_to(caller.name, caller.groups)
+            if self.access.may_read_user_table(caller, t.owner, t.shared_with)
+        ]  # fmt: skip
+        if not readable:
+            return CallerView(base, {}, self.store, frozenset(taken))
+        schemas = {t.schema: SchemaInfo(t.schema, f"tables of {t.owner}") for t in readable}
+        known = {s.name.lower() for s in base.schemas}
+        catalogue = Catalogue(
+            schemas=(*base.schemas, *(s for n, s in schemas.items() if n not in known)),
+            tables=(*base.tables, *(t.info for t in readable)),
+            keys=base.keys,
+        )
+        tables = {t.qualified.lower(): t for t in readable}
+        return CallerView(catalogue, tables, self.store, frozenset(taken))
+
+    # REST ------------------------------------------------------------------------------------
+
+    def save(self, caller: Caller, qualified: str, data: pa.Table) -> tuple[UserTable, bool]:
+        """Store ``data`` (already read, see :func:`read_body`) as the caller's table
+        ``qualified``, replacing one of that name (its shares are kept); returns the table and
+        whether it is new.
+
+        Raises:
+            TapAuthError: an anonymous caller; TapParameterError: a bad name or a reserved
+            schema; TapForbiddenError: another user's schema; TapQuotaError: over
+            ``table_storage``.
+        """
+        schema, name = self.writable(caller, qualified)
+        owner = caller.name or ""
+        table = normalize(data)
+        with self._lock(owner):
+            old = self.store.get(schema, name)
+            quota = self.storage_limit(owner, caller.groups) if self.storage_limit else None
+            limit = None if quota is None else int(quota)
+            used = self.store.bytes_of(owner) - (old.bytes if old else 0)
+            if limit is not None and limit <= 0:
+                raise TapQuotaError(
+                    "saving tables is not allowed for your account (quota table_storage is 0); "
+                    "ask an administrator for table storage"
+                )
+            temp = self.store.write_file(schema, name, table)
+            try:
+                size = temp.stat().st_size
+                if limit is not None and used + size > limit:
+                    raise TapQuotaError(
+                        f"quota table_storage exceeded: your tables use {_bytes(used)} of "
+                        f"{_bytes(limit)} and {schema}.{name} needs {_bytes(size)} (stored as "
+                        "Parquet); drop tables you no longer need (DELETE "
+                        "/api/tap/tables/<schema>.<table>) or ask an administrator for more"
+                    )
+                record = UserTable(
+                    owner=owner, schema=schema, name=name, columns=columns_of(table),
+                    rows=table.num_rows, bytes=size, created=datetime.now(UTC),
+                    shared_with=old.shared_with if old else frozenset(),
+                )  # fmt: skip
+                replaced = self.store.commit(temp, record)
+            finally:
+                temp.unlink(missing_ok=True)
+        log.info("mydb: %s saved %s (%d rows, %d bytes)", owner, record.qualified,
+                 record.rows, size)  # fmt: skip
+        return record, not replaced
+
+    def describe(self, caller: Caller, qualified: str) -> UserTable:
+        """A table the caller may read.
+
+        Raises:
+            TapParameterError: a bad name; TableNotFoundError: no such table, or unreadable.
+        """
+        schema, name = parse_table_name(qualified)
+        table = self.store.get(schema, name) if self.store.exists() else None
+        if table is None or not self.access.may_read_user_table(caller, table.owner,
+                                                                table.shared_with):  # fmt: skip
+            raise TableNotFoundError(not_available(schema, name))
+        return table
+
+    def drop(self, caller: Caller, qualified: str) -> None:
+        """Remove one of the caller's tables.
+
+        Raises:
+            TapParameterError, TableNotFoundError: as :meth:`describe`;
+            TapForbiddenError: a table the caller may read but does not own.
+        """
+        table = self._owned(caller, qualified, "drop")
+        self.store.drop(table.schema, table.name)
+        log.info("mydb: %s dropped %s", caller.name, table.qualified)
+
+    def share(self, caller: Caller, qualified: str, group: str, shared: bool) -> UserTable:
+        """Share one of the caller's tables with ``group`` (one they belong to), or stop.
+
+        Raises:
+            TapParameterError: a bad table or group name; TableNotFoundError: as
+            :meth:`describe`; TapForbiddenError: not the owner, or not in ``group``.
+        """
+        table = self._owned(caller, qualified, "share")
+        _check_group(group)
+        if shared and not self.access.may_share_with(caller, group):
+            mine = ", ".join(sorted(caller.groups)) or "none"
+            raise TapForbiddenError(
+                f"you can share tables only with groups you are in (yours: {mine}), not {group}"
+            )
+        self.store.set_shared(table.schema, table.name, group, shared)
+        return self.describe(caller, qualified)
+
+    # operators (the CLI) -----------------------------------------------------------------------
+
+    def list_tables(self, owner: str | None = None) -> list[UserTable]:
+        """Every user table, or ``owner``'s."""
+        if not self.store.exists():
+            return []
+        return self.store.owned_by(owner) if owner else self.store.all()
+
+    def admin_share(self, qualified: str, group: str, shared: bool) -> UserTable:
+        """Share any table with any group, or stop (operators).
+
+        Raises:
+            TapParameterError: bad names; TableNotFoundError: no such table.
+        """
+        table = self._existing(qualified)
+        _check_group(group)
+        self.store.set_shared(table.schema, table.name, group, shared)
+        found = self.store.get(table.schema, table.name)
+        assert found is not None  # noqa: S101 - just read under the same name
+        return found
+
+    def admin_drop(self, qualified: str) -> UserTable:
+        """Drop any table (operators).
+
+        Raises:
+            TapParameterError: a bad name; TableNotFoundError: no such table.
+        """
+        table = self._existing(qualified)
+        self.store.drop(table.schema, table.name)
+        return table
+
+    def bytes_of(self, owner: str) -> int:
+        """Bytes of ``owner``'s tables (their table_storage use)."""
+        return self.store.bytes_of(owner) if self.store.exists() else 0
+
+    # internals -------------------------------------------------------------------------------
+
+    def _lock(self, owner: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(owner, threading.Lock())
+
+    def _existing(self, qualified: str) -> UserTable:
+        schema, name = parse_table_name(qualified)
+        table = self.store.get(schema, name) if self.store.exists() else None
+        if table is None:
+            raise TableNotFoundError(f"there is no user table {schema}.{name}")
+        return table
+
+    def _owned(self, caller: Caller, qualified: str, what: str) -> UserTable:
+        table = self.describe(caller, qualified)
+        if not self.access.owns(caller, table.owner):
+            raise TapForbiddenError(f"only its owner, {table.owner}, may {what} {table.qualified}")
+        return table
+
+    def writable(self, caller: Caller, qualified: str) -> tuple[str, str]:
+        """(schema, table) of ``qualified`` if the caller may write it (checked before a body
+        is read, and again by :meth:`save`).
+
+        Raises:
+            TapAuthError: anonymous; TapParameterError: a bad name or a reserved schema;
+            TapForbiddenError: another user's schema.
+        """
+        if caller.name is None:
+            raise TapAuthError("saving a table needs a JupyterHub API token")
+        schema, name = parse_table_name(qualified)
+        mine = user_schema(caller.name)
+        catalogue = {s.name.lower() for s in self.catalogue().schemas}
+        if schema in _RESERVED or schema in catalogue or not schema.startswith(PREFIX):
+            raise TapParameterError(
+                f"schema {schema} is reserved for the catalogue and TAP: save your tables in "
+                f"your own schema, {mine} (e.g. {mine}.{name})"
+            )
+        if len(mine) > 63:
+            raise TapParameterError(
+                f"the user name {caller.name} is too long for a schema name ({mine}): ask an "
+                "administrator"
+            )
+        if schema != mine:
+            raise TapForbiddenError(
+                f"you may write only your own schema, {mine} (e.g. {mine}.{name}), not {schema}"
+            )
+        return schema, name
+
+
+def _check_group(group: str) -> None:
+    if not _GROUP.match(group):
+        raise TapParameterError(
+            f"{group[:80]!r} is not a group name: letters, digits, '.', '_', '@' or '-'"
+        )
