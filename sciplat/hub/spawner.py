@@ -73,6 +73,7 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
 
     # -- the spawn form -----------------------------------------------------------------------
     async def get_options_form(self) -> str:
+        await self.labs.refresh_environments()
         user = await asyncio.to_thread(self.identity.get_user, self.user.name)
         return render_options_form(self.labs, user, notice=self.last_stop)
 
@@ -91,6 +92,7 @@ class SciplatSpawner(Spawner):  # type: ignore[misc]
         self.ip, self.port = "127.0.0.1", free_port()
         options = self.user_options or {}
         try:
+            await self.labs.refresh_environments()
             user = await asyncio.to_thread(self.identity.get_user, self.user.name)
             user = await asyncio.to_thread(self.identity.sync_host, user)
             others = [

@@ -23,6 +23,10 @@ Progress = Callable[[int, str], None]
 
 class LabBackend(ABC):
     name: str
+    #: True when labs see the platform host's directories, so the lab service provisions
+    #: homes, applies storage limits and links tutorials on the host before a start; False
+    #: when the backend's own volumes (Kubernetes PVCs, NFS) hold them.
+    host_storage: bool = True
 
     @abstractmethod
     async def start(self, spec: LabSpec, progress: Progress) -> LabState:

@@ -33,6 +33,15 @@ class EnvironmentService:
             f"no environment {name!r} in the configuration; add it under `environments:`"
         )
 
+    @property
+    def environments(self) -> list[EnvironmentConfig]:
+        """The configured environments (the menu offers those installed on disk)."""
+        return list(self.config.environments)
+
+    async def update(self) -> bool:
+        """Nothing to read again: the configuration lists the local environments."""
+        return True
+
     def available(self, env: EnvironmentConfig) -> bool:
         return os.access(server_command(env)[0], os.X_OK)
 

@@ -44,6 +44,7 @@ class KubernetesBackend(LabBackend):
     """See the module docstring. ``quota_for(user)`` gives the user's namespace quota."""
 
     name = "kubernetes"
+    host_storage = False  # homes are the config's volumes, mounted into the pod
 
     def __init__(
         self,

@@ -140,6 +140,12 @@ class LabImage(_Section):
     recommended: str = Field(
         "", description="The tag offered first on the spawn page.", examples=["r28_0_0"]
     )
+    refresh_seconds: int = Field(
+        300,
+        ge=10,
+        description="How often the hub reads the registry's tags again (when a spawn page opens).",
+        examples=[300],
+    )
 
     keep: dict[Kind, int] = Field(
         default_factory=_DEFAULT_KEEP.copy,

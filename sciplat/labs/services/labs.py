@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -19,7 +19,6 @@ from sciplat.errors import InvalidOptionError, LabError
 from sciplat.identity.models import User
 from sciplat.labs.backend import LabBackend, Progress
 from sciplat.labs.builder import build_spec, server_command
-from sciplat.labs.environments.service import EnvironmentService
 from sciplat.labs.menu import EnvironmentMenu, environment_menu, sizes_within
 from sciplat.labs.models import LabOptions, LabState, LabUsage
 from sciplat.paths import DataDir
@@ -51,6 +50,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class EnvironmentCatalog(Protocol):
+    """Where the menu's environments come from: the configuration and the disk
+    (:class:`~sciplat.labs.environments.service.EnvironmentService`), or a registry's image
+    tags (:class:`~sciplat.labs.kubernetes.images.ImageCatalog`)."""
+
+    @property
+    def environments(self) -> list[EnvironmentConfig]: ...
+
+    def available(self, environment: EnvironmentConfig) -> bool: ...
+
+    async def update(self) -> bool: ...
+
+
 class LabService(Shared):
     """Policy for labs; the backend does the mechanics."""
 
@@ -59,7 +71,7 @@ class LabService(Shared):
         config: Config,
         backend: LabBackend,
         volumes: VolumeService,
-        environments: EnvironmentService,
+        environments: EnvironmentCatalog,
         data: DataDir,
         isolate: bool,
         quotas: QuotaService,
@@ -77,6 +89,7 @@ class LabService(Shared):
         self.storage_limits = storage_limits
         self.tutorials = tutorials
         self.clock = clock
+        self._environments_read: float | None = None
 
     def size(self, name: str | None) -> SizeConfig:
         """The size called ``name`` (default if None).
@@ -100,15 +113,20 @@ class LabService(Shared):
         Raises:
             LabError: unknown, or missing from disk.
         """
-        env = (
-            next((e for e in self.config.environments if e.name == name), None)
-            if name
-            else self.config.default_environment()
-        )
+        listed = self.environments.environments
+        if name:
+            env = next((e for e in listed if e.name == name), None)
+        else:  # the recommended one, else the first
+            env = next((e for e in listed if e.recommended), next(iter(listed), None))
         if env is None:
-            known = ", ".join(e.name for e in self.config.environments) or "none configured"
+            known = ", ".join(e.name for e in listed) or "none configured"
             raise LabError(f"There is no environment {name!r} (available: {known}).")
         if not self.environments.available(env):
+            if not self.backend.host_storage:
+                raise LabError(
+                    f"The environment {env.display_name or env.name!r} is no longer in the "
+                    "image registry. Pick another environment from the menu."
+                )
             raise LabError(
                 f"The environment {env.display_name or env.name!r} is not installed "
                 f"({server_command(env)[0]} is missing). Pick another environment, or ask an "
@@ -118,7 +136,18 @@ class LabService(Shared):
 
     # -- the spawn menu ---------------------------------------------------------------------
     def menu(self) -> EnvironmentMenu:
-        return environment_menu(self.config.environments, self.environments.available)
+        return environment_menu(self.environments.environments, self.environments.available)
+
+    async def refresh_environments(self) -> None:
+        """Read the environments' source again (a registry's tags on Kubernetes) when the last
+        good read is older than ``kubernetes.image.refresh_seconds``; a failed read keeps the
+        last menu and is tried again next time."""
+        now = self.clock()
+        last = self._environments_read
+        if last is not None and now - last < self.config.kubernetes.image.refresh_seconds:
+            return
+        if await self.environments.update():
+            self._environments_read = now
 
     def sizes_for(self, user: User) -> list[SizeConfig]:
         """The sizes ``user`` may choose: those within their ``cores`` and ``memory`` quota."""
@@ -193,20 +222,13 @@ class LabService(Shared):
         )
         progress(10, f"Identity: {user.name} (uid {user.uid}, groups "
                      f"{', '.join(user.group_names) or 'none'})")  # fmt: skip
-        storage = await asyncio.to_thread(self.storage_limits.apply, user)
-        if storage.note:
-            progress(15, storage.note)
-        not_offered = await self._group_storage(user, progress)
-        home = await asyncio.to_thread(self.volumes.provision, user, not_offered)
-        progress(20, f"Home directory {home} ready")
-        warning = await asyncio.to_thread(self.storage_limits.warning, user)
-        if warning:
-            progress(20, warning)
-        await self._tutorials(user, home, progress)
-        if opts.reset:
-            moved = await asyncio.to_thread(self.volumes.reset_user_env, user)
-            progress(25, f"Reset: your settings were moved to {moved}" if moved
-                     else "Reset: there were no settings to move")  # fmt: skip
+        if self.backend.host_storage:
+            home = await self._prepare_home(user, opts, progress)
+        else:
+            home = self.volumes.home(user)
+            if opts.reset:
+                progress(25, "Reset: not available for labs on Kubernetes yet; your settings "
+                             "are unchanged")  # fmt: skip
         progress(30, f"Environment: {environment.display_name or environment.name}")
         spec = build_spec(
             user=user,
@@ -270,6 +292,25 @@ class LabService(Shared):
                 await asyncio.sleep(interval)
                 if self.clock() - begun > READY_FAST_SECONDS:
                     interval = min(interval * 1.5, READY_POLL_MAX_SECONDS)
+
+    async def _prepare_home(self, user: User, opts: LabOptions, progress: Progress) -> Path:
+        """On the host: storage limits of the home and the group directories, the home and
+        its links, tutorials, and "reset my environment"; returns the home."""
+        storage = await asyncio.to_thread(self.storage_limits.apply, user)
+        if storage.note:
+            progress(15, storage.note)
+        not_offered = await self._group_storage(user, progress)
+        home = await asyncio.to_thread(self.volumes.provision, user, not_offered)
+        progress(20, f"Home directory {home} ready")
+        warning = await asyncio.to_thread(self.storage_limits.warning, user)
+        if warning:
+            progress(20, warning)
+        await self._tutorials(user, home, progress)
+        if opts.reset:
+            moved = await asyncio.to_thread(self.volumes.reset_user_env, user)
+            progress(25, f"Reset: your settings were moved to {moved}" if moved
+                     else "Reset: there were no settings to move")  # fmt: skip
+        return home
 
     async def _group_storage(self, user: User, progress: Progress) -> frozenset[str]:
         """Apply the ``group_storage`` limit of each of the user's group directories; returns

@@ -9,13 +9,14 @@ import pytest
 import yaml
 from aiohttp import web
 
-from sciplat.errors import LabError
+from sciplat.errors import InvalidOptionError, LabError
 from sciplat.factory import Factory
 from sciplat.labs.kubernetes.backend import KubernetesBackend
 from sciplat.labs.kubernetes.models import NamespaceQuota
 from sciplat.labs.kubernetes.wiring import namespace_quota
 from tests.labs.kubernetes.conftest import lab_spec
 from tests.support.fake_kubernetes import FakeKubernetes, serve
+from tests.support.fake_registry import FakeRegistry
 
 CONFIG = """
 identity: {{host_accounts: "off"}}
@@ -112,3 +113,58 @@ def test_namespace_quota_from_limits() -> None:
     assert namespace_quota({"cores": 2, "memory": None, "labs": 1}, 0) == NamespaceQuota(
         2.0, None, 1, 0
     )
+
+
+async def test_the_spawn_menu_and_a_start_come_from_the_registry_without_host_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same LabService as for local labs: the menu is the registry's tags, the choice is
+    checked against them, and nothing is made on the hub's disk (the pod mounts the home)."""
+
+    async def api(request: web.Request) -> web.Response:
+        return web.json_response({"version": "x"})
+
+    app = web.Application()
+    app.router.add_get("/user/alice/api", api)
+    runner, url = await serve(app)
+    port = int(url.rsplit(":", 1)[1])
+    tags = ["r28_0_0", "w_2026_46", "w_2026_47", "d_2026_11_27"]
+    async with FakeKubernetes() as fake, FakeRegistry({"sciplat/lab": tags}) as registry:
+        fake.pod_ip = "127.0.0.1"
+        fake.add({"kind": "Namespace", "metadata": {"name": "sciplat"}})
+        kubeconfig = write_kubeconfig(tmp_path / "kc", fake.url)
+        monkeypatch.delenv("SCIPLAT_CONFIG", raising=False)
+        data = tmp_path / "data"
+        data.mkdir()
+        text = CONFIG.format(root=tmp_path / "storage", kubeconfig=kubeconfig).replace(
+            "  poll_seconds: 0.001\n",
+            "  poll_seconds: 0.001\n"
+            f"  image: {{registry_url: '{registry.url}', recommended: r28_0_0}}\n",
+        )
+        (data / "sciplat.yaml").write_text(text)
+        factory = Factory.from_data_dir(data)
+        user = factory.identity.add_user("alice")
+        labs = factory.labs
+
+        await labs.refresh_environments()
+        menu = labs.menu()
+        assert menu.default == "r28_0_0"
+        assert {e.name for e in labs.environments.environments} == set(tags)
+        with pytest.raises(InvalidOptionError, match="w_1999_01"):
+            labs.parse_options(user, {"environment": ["w_1999_01"]})
+
+        lines: list[str] = []
+        state = await labs.start(
+            user, "", {"JUPYTERHUB_SERVICE_PREFIX": "/user/alice/"},
+            lambda percent, line: lines.append(line), port=port,
+            options={"environment": "w_2026_47", "reset": "on"},
+        )  # fmt: skip
+        assert (state.ip, state.port) == ("127.0.0.1", port)
+        pod = fake.get("Pod", "t-alice", state.extra["kubernetes"]["pod"])
+        assert pod is not None
+        assert pod["spec"]["containers"][0]["image"].endswith("sciplat/lab:w_2026_47")
+        assert not (tmp_path / "storage").exists(), "nothing is made on the hub's disk"
+        assert any("not available for labs on Kubernetes" in line for line in lines)
+        await labs.stop(state)
+        await factory.kubernetes.api.close()
+    await runner.cleanup()
