@@ -20,6 +20,51 @@ from sciplat.tap.models.catalogue import (
 
 SCHEMA = "TAP_SCHEMA"
 
+# ADQL 2.0 §2.1.2 reserved words (SQL-92's plus ADQL's own; ADQL 2.1 keeps them). A column
+# named like one must be published delimited (TAP 1.1 §4.3: TAP_SCHEMA.columns."size"), so a
+# client that copies names from TAP_SCHEMA writes valid ADQL. Written out here because no
+# installed ADQL library exports the list (sqlglot's keyword sets are per SQL dialect).
+_RESERVED_WORDS = """
+ABSOLUTE ACTION ADD ALL ALLOCATE ALTER AND ANY ARE AS ASC ASSERTION AT AUTHORIZATION AVG BEGIN
+BETWEEN BIT BIT_LENGTH BOTH BY CASCADE CASCADED CASE CAST CATALOG CHAR CHARACTER CHAR_LENGTH
+CHARACTER_LENGTH CHECK CLOSE COALESCE COLLATE COLLATION COLUMN COMMIT CONNECT CONNECTION
+CONSTRAINT CONSTRAINTS CONTINUE CONVERT CORRESPONDING COUNT CREATE CROSS CURRENT CURRENT_DATE
+CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER CURSOR DATE DAY DEALLOCATE DECIMAL DECLARE DEFAULT
+DEFERRABLE DEFERRED DELETE DESC DESCRIBE DESCRIPTOR DIAGNOSTICS DISCONNECT DISTINCT DOMAIN DOUBLE
+DROP ELSE END END-EXEC ESCAPE EXCEPT EXCEPTION EXEC EXECUTE EXISTS EXTERNAL EXTRACT FALSE FETCH
+FIRST FLOAT FOR FOREIGN FOUND FROM FULL GET GLOBAL GO GOTO GRANT GROUP HAVING HOUR IDENTITY
+IMMEDIATE IN INDICATOR INITIALLY INNER INPUT INSENSITIVE INSERT INT INTEGER INTERSECT INTERVAL
+INTO IS ISOLATION JOIN KEY LANGUAGE LAST LEADING LEFT LEVEL LIKE LOCAL LOWER MATCH MAX MIN MINUTE
+MODULE MONTH NAMES NATIONAL NATURAL NCHAR NEXT NO NOT NULL NULLIF NUMERIC OCTET_LENGTH OF ON ONLY
+OPEN OPTION OR ORDER OUTER OUTPUT OVERLAPS PAD PARTIAL POSITION PRECISION PREPARE PRESERVE
+PRIMARY PRIOR PRIVILEGES PROCEDURE PUBLIC READ REAL REFERENCES RELATIVE RESTRICT REVOKE RIGHT
+ROLLBACK ROWS SCHEMA SCROLL SECOND SECTION SELECT SESSION SESSION_USER SET SIZE SMALLINT SOME
+SPACE SQL SQLCODE SQLERROR SQLSTATE SUBSTRING SUM SYSTEM_USER TABLE TEMPORARY THEN TIME TIMESTAMP
+TIMEZONE_HOUR TIMEZONE_MINUTE TO TRAILING TRANSACTION TRANSLATE TRANSLATION TRIM TRUE UNION UNIQUE
+UNKNOWN UPDATE UPPER USAGE USER USING VALUE VALUES VARCHAR VARYING VIEW WHEN WHENEVER WHERE WITH
+WORK WRITE YEAR ZONE
+ABS ACOS AREA ASIN ATAN ATAN2 BIGINT BOX CEILING CENTROID CIRCLE CONTAINS COORD1 COORD2 COORDSYS
+COS COT DEGREES DISTANCE EXP FLOOR INTERSECTS LOG LOG10 MOD PI POINT POLYGON POWER RADIANS REGION
+RAND ROUND SIN SQRT TAN TOP TRUNCATE
+"""
+ADQL_RESERVED: frozenset[str] = frozenset(_RESERVED_WORDS.split())
+
+
+def published_name(name: str) -> str:
+    """A column name as TAP_SCHEMA and /tables publish it: delimited if ADQL reserves it."""
+    return f'"{name}"' if name.upper() in ADQL_RESERVED else name
+
+
+def stored_name(name: str) -> str:
+    """The column name behind a published one (the inverse of :func:`published_name`)."""
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == '"' else name
+
+
+def _null(text: str | None) -> str | None:
+    """TAP_SCHEMA holds NULL, not "", for an absent utype/unit/ucd/description (taplint compares
+    them with result documents, where an absent attribute is null)."""
+    return text or None
+
 
 def _c(name: str, datatype: str, description: str, arraysize: str | None = None) -> ColumnInfo:
     return ColumnInfo(name, datatype, description, arraysize=arraysize, std=True, principal=True)
@@ -72,14 +117,34 @@ TAP_SCHEMA_TABLES: tuple[TableInfo, ...] = (
 )  # fmt: skip
 
 
+# TAP_SCHEMA's own foreign keys (TAP 1.1 §4: each table names its parent by these columns)
+TAP_SCHEMA_KEYS: tuple[ForeignKey, ...] = (
+    ForeignKey("TAP_SCHEMA.tables_schema", f"{SCHEMA}.tables", f"{SCHEMA}.schemas",
+               (("schema_name", "schema_name"),), "the schema of a table"),
+    ForeignKey("TAP_SCHEMA.columns_table", f"{SCHEMA}.columns", f"{SCHEMA}.tables",
+               (("table_name", "table_name"),), "the table of a column"),
+    ForeignKey("TAP_SCHEMA.keys_from", f"{SCHEMA}.keys", f"{SCHEMA}.tables",
+               (("from_table", "table_name"),), "the table holding a foreign key"),
+    ForeignKey("TAP_SCHEMA.keys_target", f"{SCHEMA}.keys", f"{SCHEMA}.tables",
+               (("target_table", "table_name"),), "the table a foreign key points at"),
+    ForeignKey("TAP_SCHEMA.key_columns_key", f"{SCHEMA}.key_columns", f"{SCHEMA}.keys",
+               (("key_id", "key_id"),), "the key a column pair belongs to"),
+)  # fmt: skip
+
+
+def _is_tap_schema(qualified: str) -> bool:
+    return qualified.split(".", 1)[0].lower() == SCHEMA.lower()
+
+
 def with_tap_schema(catalogue: Catalogue) -> Catalogue:
-    """The catalogue plus TAP_SCHEMA's own schema and tables."""
+    """The catalogue plus TAP_SCHEMA's own schema, tables and foreign keys."""
     schemas = [s for s in catalogue.schemas if s.name != SCHEMA]
     tables = [t for t in catalogue.tables if t.schema != SCHEMA]
+    keys = [k for k in catalogue.keys if not _is_tap_schema(k.from_table)]
     return Catalogue(
         schemas=(SchemaInfo(SCHEMA, "metadata of this TAP service (TAP 1.1)"), *schemas),
         tables=(*TAP_SCHEMA_TABLES, *tables),
-        keys=catalogue.keys,
+        keys=(*TAP_SCHEMA_KEYS, *keys),
     )
 
 
@@ -90,29 +155,29 @@ def build_rows(catalogue: Catalogue) -> dict[str, pa.Table]:
     for table in full.tables:
         for i, col in enumerate(table.columns):
             row = {
-                "table_name": table.qualified, "column_name": col.name,
+                "table_name": table.qualified, "column_name": published_name(col.name),
                 "datatype": col.datatype, "arraysize": col.arraysize, "xtype": col.xtype,
-                "size": None, "description": col.description, "utype": col.utype,
-                "unit": col.unit, "ucd": col.ucd, "indexed": int(col.indexed),
+                "size": None, "description": _null(col.description), "utype": _null(col.utype),
+                "unit": _null(col.unit), "ucd": _null(col.ucd), "indexed": int(col.indexed),
                 "principal": int(col.principal), "std": int(col.std), "column_index": i,
             }  # fmt: skip
             for key, value in row.items():
                 columns[key].append(value)
     return {
         "schemas": _table(TAP_SCHEMA_TABLES[0], [
-            [s.name for s in full.schemas], [s.utype for s in full.schemas],
-            [s.description for s in full.schemas], list(range(len(full.schemas))),
+            [s.name for s in full.schemas], [_null(s.utype) for s in full.schemas],
+            [_null(s.description) for s in full.schemas], list(range(len(full.schemas))),
         ]),
         "tables": _table(TAP_SCHEMA_TABLES[1], [
             [t.schema for t in full.tables], [t.qualified for t in full.tables],
-            [t.table_type for t in full.tables], [t.utype for t in full.tables],
-            [t.description for t in full.tables], list(range(len(full.tables))),
+            [t.table_type for t in full.tables], [_null(t.utype) for t in full.tables],
+            [_null(t.description) for t in full.tables], list(range(len(full.tables))),
         ]),
         "columns": _table(TAP_SCHEMA_TABLES[2], list(columns.values())),
         "keys": _table(TAP_SCHEMA_TABLES[3], [
             [k.key_id for k in full.keys], [k.from_table for k in full.keys],
-            [k.target_table for k in full.keys], ["" for _ in full.keys],
-            [k.description for k in full.keys],
+            [k.target_table for k in full.keys], [None for _ in full.keys],
+            [_null(k.description) for k in full.keys],
         ]),
         "key_columns": _table(TAP_SCHEMA_TABLES[4], [
             [k.key_id for k in full.keys for _ in k.columns],
@@ -140,7 +205,8 @@ def read_catalogue(
     for r in sorted(rows["columns"], key=lambda r: (r["table_name"], r["column_index"] or 0)):
         cols.setdefault(r["table_name"], []).append(
             ColumnInfo(
-                name=r["column_name"], datatype=r["datatype"], description=r["description"] or "",
+                name=stored_name(r["column_name"]), datatype=r["datatype"],
+                description=r["description"] or "",
                 unit=r["unit"] or "", ucd=r["ucd"] or "", utype=r["utype"] or "",
                 arraysize=r["arraysize"], xtype=r["xtype"], indexed=bool(r["indexed"]),
                 principal=bool(r["principal"]), std=bool(r["std"]),
@@ -168,5 +234,6 @@ def read_catalogue(
         ForeignKey(r["key_id"], r["from_table"], r["target_table"],
                    tuple(pairs.get(r["key_id"], ())), r["description"] or "")
         for r in rows["keys"]
+        if not _is_tap_schema(r["from_table"])
     )  # fmt: skip
     return Catalogue(schemas=schemas, tables=tables, keys=keys)

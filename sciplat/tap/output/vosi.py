@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from sciplat.tap.models.catalogue import Catalogue
+from sciplat.tap.models.catalogue import Catalogue, ForeignKey
+from sciplat.tap.tap_schema import published_name
 
 _XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
 _VS = 'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
@@ -33,19 +34,21 @@ def capabilities(
     upload_bytes: int = 0,
     retention_seconds: int = 0,
     async_seconds: tuple[int, int] = (0, 0),
+    url_uploads: bool = False,
 ) -> str:
     """The VOSI capabilities of the service at ``base_url``; the upload limits, job retention
-    and async execution duration (default, hard) are left out where 0."""
+    and async execution duration (default, hard) are left out where 0. ``url_uploads``: tables
+    may also be uploaded by http(s) URL (the TAPRegExt upload-http/upload-https methods)."""
     geo = "".join(f"<feature><form>{f}</form></feature>" for f in _GEOMETRY)
     outputs = "".join(
         (f'<outputFormat ivo-id="{ivo}">' if ivo else "<outputFormat>")
         + f"<mime>{_e(mime)}</mime><alias>{alias}</alias></outputFormat>\n"
         for ivo, mime, alias in _OUTPUTS
     )
-    upload = (
-        '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>\n'
-        if upload_bytes else ""
-    )
+    methods = ("inline", "http", "https") if url_uploads else ("inline",)
+    upload = "".join(
+        f'<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-{m}"/>\n' for m in methods
+    ) if upload_bytes else ""
     upload_limit = (
         f'<uploadLimit><hard unit="byte">{upload_bytes}</hard></uploadLimit>\n'
         if upload_bytes else ""
@@ -110,7 +113,7 @@ def tableset(catalogue: Catalogue) -> str:
             if table.description:
                 out.append(f"<description>{_e(table.description)}</description>")
             for col in table.columns:
-                out.append(f"\n<column><name>{_e(col.name)}</name>")
+                out.append(f"\n<column><name>{_e(published_name(col.name))}</name>")
                 for tag, value in (("description", col.description), ("unit", col.unit),
                                    ("ucd", col.ucd), ("utype", col.utype)):  # fmt: skip
                     if value:
@@ -122,7 +125,20 @@ def tableset(catalogue: Catalogue) -> str:
                            (("indexed", col.indexed), ("principal", col.principal),
                             ("std", col.std)) if on)  # fmt: skip
                 out.append("</column>")
+            out.extend(_foreign_key(k) for k in catalogue.keys
+                       if k.from_table.lower() == table.qualified.lower())  # fmt: skip
             out.append("</table>")
         out.append("</schema>\n")
     out.append("</vosi:tableset>\n")
     return "".join(out)
+
+
+def _foreign_key(key: ForeignKey) -> str:
+    pairs = "".join(
+        f"<fkColumn><fromColumn>{_e(published_name(f))}</fromColumn>"
+        f"<targetColumn>{_e(published_name(t))}</targetColumn></fkColumn>"
+        for f, t in key.columns
+    )
+    desc = f"<description>{_e(key.description)}</description>" if key.description else ""
+    target = f"<targetTable>{_e(key.target_table)}</targetTable>"
+    return f"\n<foreignKey>{target}{pairs}{desc}</foreignKey>"

@@ -64,11 +64,15 @@ def _field(name: str, column: pa.ChunkedArray, meta: ColumnInfo | None) -> _Fiel
         )
         strings = [s.encode(codec) for s in text.to_pylist()]
         values = np.array(strings, dtype="S") if strings else np.zeros(0, "S1")
-        width = max(values.dtype.itemsize // unit, 1)
+        # a string column (declared arraysize="*"/"n", or computed) is at least 2 wide: readers
+        # (STILTS/TOPCAT, taplint) take char without arraysize or with arraysize="1" as one
+        # character, not a string; the padding NUL reads back as nothing. Only a column
+        # declared a single char (no arraysize) stays one.
+        single = meta is not None and meta.arraysize in (None, "1")
+        width = max(values.dtype.itemsize // unit, 1 if single else 2)
         dtype, arraysize = f"S{width * unit}", str(width)
         values = values.astype(dtype)
         base = meta or ColumnInfo(name, datatype)
-        # a single character needs no arraysize (arraysize="1" is deprecated since VOTable 1.3)
         info = ColumnInfo(name, datatype, base.description, base.unit, base.ucd, base.utype,
                           arraysize if width > 1 else None, base.xtype)  # fmt: skip
         return _Field(info, dtype, values, nulls, text)

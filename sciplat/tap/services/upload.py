@@ -1,11 +1,13 @@
 """TAP table uploads (TAP 1.1 §2.5.2, DALI UPLOAD): VOTables in, Arrow tables out.
 
 ``UPLOAD=name,param:part`` names a part of the multipart request; several tables are separated
-by ``;``. Each becomes ``TAP_UPLOAD.<name>`` for the one query that carries it. URIs other
-than ``param:`` are refused: fetching ``http(s)://`` would let a caller make this service
-request any address it can reach (the hub's API, cloud metadata endpoints), so the client must
-send the file itself. Limits: ``max_upload_bytes`` on the request body (enforced while it is
-read, in the handler) and ``max_upload_rows`` on the rows of all its tables together.
+by ``;``. Each becomes ``TAP_UPLOAD.<name>`` for the one query that carries it.
+``http(s)://`` URIs (DALI: services with UPLOAD must support http or https) are fetched by
+:class:`~sciplat.tap.storage.urlfetch.UrlFetcher`, only from addresses ``upload_url_networks``
+allows (globally routable ones by default: never loopback, where the hub's API listens, nor
+private or link-local networks). Other schemes are refused. Limits: ``max_upload_bytes`` on the
+request body (enforced while it is read, in the handler) and on each fetched file,
+``max_upload_rows`` on the rows of all its tables together.
 
 astropy parses the VOTable (every serialization, nulls, units, UCDs); the Arrow table keeps
 units, UCDs, descriptions and xtypes as field metadata, so a table stored with an async job and read
@@ -28,6 +30,7 @@ from sciplat.tap.config import TapConfig
 from sciplat.tap.errors import TapParameterError
 from sciplat.tap.models.catalogue import ColumnInfo, TableInfo
 from sciplat.tap.models.query import Upload
+from sciplat.tap.storage.urlfetch import UrlFetcher
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _MAX_TABLES = 16
@@ -121,16 +124,21 @@ def upload_from_arrow(name: str, table: pa.Table) -> Upload:
 class UploadService:
     """Turns the UPLOAD parameter and the request's files into this query's tables."""
 
-    def __init__(self, config: TapConfig) -> None:
+    def __init__(self, config: TapConfig, fetcher: UrlFetcher | None = None) -> None:
+        """Raises ValueError: an ``upload_url_networks`` entry that is not a network."""
         self.max_bytes = config.max_upload_bytes
         self.max_rows = config.max_upload_rows
+        self.fetcher = fetcher or UrlFetcher(
+            config.upload_url_networks, config.max_upload_bytes, config.upload_url_seconds
+        )
 
     def tables(self, upload: str | None, files: Mapping[str, bytes]) -> dict[str, Upload]:
         """The uploads named by ``upload`` (the UPLOAD parameter), read from ``files``.
 
         Raises:
-            TapParameterError: a bad UPLOAD value, a refused or missing URI, a file that is not
-                a readable VOTable, or more rows than ``max_upload_rows``.
+            TapParameterError: a bad UPLOAD value, a refused or missing URI, a URL that
+                cannot be fetched, a file that is not a readable VOTable, or more rows than
+                ``max_upload_rows``.
         """
         if not upload:
             return {}
@@ -138,18 +146,22 @@ class UploadService:
         rows = 0
         for name, uri in parse_upload_param(upload):
             scheme, _, part = uri.partition(":")
-            if scheme.lower() != "param":
+            if scheme.lower() in ("http", "https"):
+                data = self.fetcher.fetch(name, uri)
+            elif scheme.lower() != "param":
                 raise TapParameterError(
-                    f"UPLOAD {name}: {uri} cannot be fetched by this service (only param: "
-                    "URIs are accepted); send the VOTable in the request as a multipart part "
-                    f"and write UPLOAD={name},param:<part name>"
+                    f"UPLOAD {name}: {uri} cannot be fetched by this service (param:, http: and "
+                    "https: URIs are accepted); send the VOTable in the request as a multipart "
+                    f"part and write UPLOAD={name},param:<part name>"
                 )
-            if part not in files:
+            elif part not in files:
                 raise TapParameterError(
                     f"UPLOAD {name}: the request has no file part called '{part}' (it has: "
                     f"{', '.join(sorted(files)) or 'none'})"
                 )
-            table = read_votable(name, files[part])
+            else:
+                data = files[part]
+            table = read_votable(name, data)
             rows += table.num_rows
             if rows > self.max_rows:
                 raise TapParameterError(
