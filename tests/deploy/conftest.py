@@ -32,15 +32,17 @@ def offline_prefix() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def helm() -> Run:
-    """Run helm offline; returns the completed process (check=False)."""
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Run helm offline, its caches in a temporary directory; returns the completed process
+    (check=False)."""
     if not HELM.exists():
         pytest.skip(f"helm missing at {HELM}: {BOOTSTRAP}")
     prefix = offline_prefix()
+    home = tmp_path_factory.mktemp("helm-home")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", "HELM_CACHE_HOME": "/tmp",
-               "HELM_CONFIG_HOME": "/tmp", "HELM_DATA_HOME": "/tmp"}  # fmt: skip
+        env = {"PATH": os.environ["PATH"], "HOME": str(home), "HELM_CACHE_HOME": str(home),
+               "HELM_CONFIG_HOME": str(home), "HELM_DATA_HOME": str(home)}  # fmt: skip
         return subprocess.run(
             [*prefix, str(HELM), *args],
             check=False,

@@ -78,8 +78,10 @@ def test_switches_leave_out_what_is_off(helm: Run) -> None:
 
 
 @pytest.mark.parametrize("version", KUBERNETES)
-def test_every_object_is_valid_kubernetes(objects_1000: list[dict[str, Any]], version: str) -> None:
-    for obj in objects_1000:
+def test_every_object_is_valid_kubernetes(
+    helm: Run, objects_1000: list[dict[str, Any]], version: str
+) -> None:
+    for obj in [*objects_1000, *render(helm)]:  # the 1,000-user site and the defaults
         kubernetes_validate.validate(obj, version, strict=True)
 
 
