@@ -19,6 +19,7 @@ from sciplat.tap.services.mydb import user_schema
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.wiring import TapServices, build_tap
 from tests.tap.conftest import TOKENS, fake_hub
+from tests.tap.test_upload import targets, votable_bytes
 
 # ada (good-token, group astro) from conftest, plus these
 USERS = {
@@ -301,3 +302,16 @@ async def test_cli_list_share_drop(client: httpx.AsyncClient, services: TapServi
     r = await client.post("/api/tap/tables/user_ada.t1/sharing", headers=auth("good-token"),
                           data={"group": "other"})  # fmt: skip
     assert r.status_code == 403 and "groups you are in (yours: astro)" in r.text
+
+
+async def test_user_tables_with_uploads_and_bare_names(client: httpx.AsyncClient) -> None:
+    assert (await put_csv(client, "user_ada.marks")).status_code == 201
+    # an upload named like the names user tables get under the upload schema does not clash
+    r = await client.post("/api/tap/sync", headers=auth("good-token"), data={
+        "QUERY": "SELECT COUNT(*) AS n FROM TAP_UPLOAD.mydb_0 AS u, user_ada.marks AS m",
+        "LANG": "ADQL", "FORMAT": "csv", "UPLOAD": "mydb_0,param:f"},
+        files={"f": ("t.xml", votable_bytes(targets()))})  # fmt: skip
+    assert r.text.replace("\"", "").splitlines() == ["n", str(3 * len(targets()))], r.text
+    # a user table's name without its schema, when no other table has it
+    text = await query(client, "SELECT MAX(id) AS m FROM marks")
+    assert text.splitlines() == ["m", "3"]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sciplat.tap.adql.translate import translate
 from sciplat.tap.config import TapConfig
@@ -153,9 +153,11 @@ class QueryService:
             dialect=self.backend.dialect,
             relocate=view.relocate if view else None,
         )
-        uploads = {name: upload.table for name, upload in request.uploads.items()}
+        uploads: dict[str, Any] = {n: upload.table for n, upload in request.uploads.items()}
         if view is not None and view.wanted:
-            uploads.update(await asyncio.to_thread(view.load))
+            # DuckDB registers a pyarrow dataset as it does a table, and scans it lazily
+            lazy = self.backend.dialect == "duckdb"
+            uploads.update(await asyncio.to_thread(view.load, lazy))
         table = await asyncio.to_thread(
             self.backend.run, translation.sql, timeout, uploads or None, cancel
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from sqlalchemy import (
     BigInteger,
@@ -143,6 +144,15 @@ class MyDBStore:
             OSError: the file is missing or unreadable.
         """
         return pq.read_table(self.path(table.schema, table.name), memory_map=True)
+
+    def dataset(self, table: UserTable) -> ds.Dataset:
+        """A table's file as a pyarrow dataset: DuckDB scans it lazily, reading only the
+        columns and row groups a query needs.
+
+        Raises:
+            OSError: the file is missing or unreadable.
+        """
+        return ds.dataset(self.path(table.schema, table.name), format="parquet")
 
     def _select(self, where: Any) -> list[UserTable]:
         query = select(_TABLES).order_by(_TABLES.c.schema_name, _TABLES.c.table_name)
