@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.deploy.conftest import by_kind, named
+from tests.deploy.conftest import Run, by_kind, named, render
 
 WORKLOADS = ("Deployment", "DaemonSet")
 
@@ -40,6 +40,18 @@ def test_only_the_hub_and_jobs_mount_an_api_token(objects_1000: list[dict[str, A
                       "t-sciplat-proxy": False, "t-sciplat-tap": False}  # fmt: skip
     (account,) = by_kind(objects_1000, "ServiceAccount")
     assert account["automountServiceAccountToken"] is False
+
+
+def test_every_container_names_a_pinned_image_and_a_pull_policy(
+    helm: Run, objects_1000: list[dict[str, Any]]
+) -> None:
+    # Helm applies only values.yaml's defaults, never the values model's: a key missing there
+    # would render empty
+    for objects in (objects_1000, render(helm)):
+        for name, pod in pods(objects):
+            for container in pod["containers"]:
+                assert container["imagePullPolicy"] in ("Always", "IfNotPresent", "Never"), name
+                assert not container["image"].endswith((":", ":latest")), name
 
 
 def test_deployments_have_probes(objects_1000: list[dict[str, Any]]) -> None:
