@@ -56,3 +56,20 @@ def test_the_ci_site_has_1000_users() -> None:
     assert len(users) == 1000
     assert set(config.quotas.users) <= users
     assert set(config.quotas.groups) == {group.name for group in config.groups}
+
+
+def test_values_yaml_spells_out_every_chart_default() -> None:
+    """Helm applies values.yaml's defaults, never the model's: a chart key whose model default
+    matters must be written in values.yaml, or templates see it empty."""
+    raw = yaml.safe_load((CHART / "values.yaml").read_text())
+    model = ChartValues.model_validate(raw).model_dump(by_alias=True, exclude={"config"})
+
+    def missing(defaults: object, written: object, path: str) -> list[str]:
+        if isinstance(defaults, dict):
+            if not isinstance(written, dict):
+                return [path] if any(v not in (None, {}, []) for v in defaults.values()) else []
+            return [gap for key, value in defaults.items()
+                    for gap in missing(value, written.get(key), f"{path}.{key}")]  # fmt: skip
+        return [path] if defaults not in (None, {}, []) and written is None else []
+
+    assert missing(model, raw, "") == []
