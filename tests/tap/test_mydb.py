@@ -121,11 +121,8 @@ async def test_parquet_and_votable_bodies_keep_units(client: httpx.AsyncClient) 
     assert r.json()["columns"][0]["unit"] == "mag"
 
 
-async def test_save_from_async_job_result(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/tap/async", headers=auth("good-token"), data={
-        "QUERY": "SELECT TOP 5 hip, hpmag FROM hipparcos.main ORDER BY hip", "LANG": "ADQL",
-        "PHASE": "RUN"})  # fmt: skip
-    job = r.headers["location"].rsplit("/", 1)[1]
+async def _wait(client: httpx.AsyncClient, job: str) -> None:
+    """Poll (UWS WAIT, with a deadline) until the job is COMPLETED."""
     deadline = time.monotonic() + 60
     phase = ""
     while phase not in ("COMPLETED", "ERROR") and time.monotonic() < deadline:
@@ -134,10 +131,33 @@ async def test_save_from_async_job_result(client: httpx.AsyncClient) -> None:
         await client.get(f"/api/tap/async/{job}", params={"WAIT": 5, "PHASE": phase},
                          headers=auth("good-token"))  # fmt: skip
     assert phase == "COMPLETED"
+
+
+async def test_save_from_async_job_result(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/tap/async", headers=auth("good-token"), data={
+        "QUERY": "SELECT TOP 5 hip, hpmag FROM hipparcos.main ORDER BY hip", "LANG": "ADQL",
+        "PHASE": "RUN"})  # fmt: skip
+    job = r.headers["location"].rsplit("/", 1)[1]
+    await _wait(client, job)
     r = await client.put(f"/api/tap/tables/user_ada.bright?job={job}", headers=auth("good-token"))
     assert r.status_code == 201, r.text
     assert r.json()["rows"] == 5
     assert [c["unit"] for c in r.json()["columns"]] == ["", "mag"]
+    assert r.json()["truncated"] is False
+    r = await client.post("/api/tap/async", headers=auth("good-token"), data={
+        "QUERY": "SELECT hip FROM hipparcos.main", "LANG": "ADQL", "FORMAT": "json",
+        "MAXREC": 2, "PHASE": "RUN"})  # fmt: skip
+    as_json = r.headers["location"].rsplit("/", 1)[1]
+    await _wait(client, as_json)
+    r = await client.put(f"/api/tap/tables/user_ada.j?job={as_json}", headers=auth("good-token"))
+    assert r.status_code == 400 and "RESPONSEFORMAT=votable, csv or parquet" in r.text
+    r = await client.post("/api/tap/async", headers=auth("good-token"), data={
+        "QUERY": "SELECT hip FROM hipparcos.main", "LANG": "ADQL", "FORMAT": "parquet",
+        "MAXREC": 2, "PHASE": "RUN"})  # fmt: skip
+    cut = r.headers["location"].rsplit("/", 1)[1]
+    await _wait(client, cut)
+    r = await client.put(f"/api/tap/tables/user_ada.cut?job={cut}", headers=auth("good-token"))
+    assert r.status_code == 201 and r.json()["rows"] == 2 and r.json()["truncated"] is True
     # another user's job is "no such job" for them
     r = await client.put(f"/api/tap/tables/user_eve.stolen?job={job}", headers=auth("mydb-eve"))
     assert r.status_code == 404

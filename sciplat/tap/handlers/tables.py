@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from sciplat.tap.errors import TapParameterError
 from sciplat.tap.models.catalogue import Catalogue, SchemaInfo
 from sciplat.tap.output import vosi
-from sciplat.tap.services.mydb import read_body
+from sciplat.tap.services.mydb import job_result_type, read_body
 from sciplat.tap.wiring import TapServices
 
 
@@ -66,12 +66,16 @@ async def table(request: Request) -> Response:
         if body:
             raise TapParameterError("send either a table in the body or ?job=<id>, not both")
         job, body = await asyncio.to_thread(services.jobs.result, caller, job_id)
-        content_type = job.result_mime or ""
+        content_type = job_result_type(job_id, job.result_mime)
+        truncated = job.overflow
     else:
         content_type = request.headers.get("content-type", "")
+        truncated = False
     data = await asyncio.to_thread(read_body, body, content_type)
     saved, created = await asyncio.to_thread(services.mydb.save, caller, name, data)
-    return JSONResponse(saved.to_dict(), status_code=201 if created else 200)
+    # a job cut at MAXREC (or the query_rows quota) saved what it returned: say so
+    answer = {**saved.to_dict(), "truncated": truncated}
+    return JSONResponse(answer, status_code=201 if created else 200)
 
 
 async def sharing(request: Request) -> Response:

@@ -287,16 +287,17 @@ class MyDBService:
         """``base`` plus the user tables ``caller`` may read (none for anonymous callers)."""
         if caller.name is None or not self.store.exists():
             return CallerView(base, {}, self.store, frozenset(taken))
+        known = {s.name.lower() for s in base.schemas}
         readable = [
             t for t in self.store.visible_to(caller.name, caller.groups)
             if self.access.may_read_user_table(caller, t.owner, t.shared_with)
+            and t.schema not in known  # a catalogue loaded later into user_x wins
         ]  # fmt: skip
         if not readable:
             return CallerView(base, {}, self.store, frozenset(taken))
         schemas = {t.schema: SchemaInfo(t.schema, f"tables of {t.owner}") for t in readable}
-        known = {s.name.lower() for s in base.schemas}
         catalogue = Catalogue(
-            schemas=(*base.schemas, *(s for n, s in schemas.items() if n not in known)),
+            schemas=(*base.schemas, *schemas.values()),
             tables=(*base.tables, *(t.info for t in readable)),
             keys=base.keys,
         )
@@ -473,6 +474,20 @@ class MyDBService:
                 f"you may write only your own schema, {mine} (e.g. {mine}.{name}), not {schema}"
             )
         return schema, name
+
+
+def job_result_type(job_id: str, mime: str | None) -> str:
+    """The Content-Type to read a job's result as (see :func:`read_body`).
+
+    Raises:
+        TapParameterError: a JSON result, which has no column types to store.
+    """
+    if not mime or "json" in mime:
+        raise TapParameterError(
+            f"the result of job {job_id} is JSON, which cannot be saved as a table: run the "
+            "query again with RESPONSEFORMAT=votable, csv or parquet"
+        )
+    return mime
 
 
 def _check_group(group: str) -> None:
