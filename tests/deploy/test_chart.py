@@ -9,8 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from sciplat.config import parse_config
-from tests.deploy.conftest import CHART, VALUES_1000, Run, by_kind, render
+from sciplat.config import Config, parse_config
+from tests.deploy.conftest import CHART, VALUES_1000, Run, by_kind, named, render
 
 #: Kubernetes minors the rendered objects must be valid for (the chart says >= 1.29)
 KUBERNETES = ["1.33.0", "1.34.0", "1.35.0"]
@@ -116,3 +116,33 @@ def test_lab_network_policies_admit_the_charts_pods(helm: Run) -> None:
         assert peer.pod_labels.items() <= labels[component].items(), component
     for rule in config.kubernetes.egress:
         assert rule.ports == [ports[rule.name]]
+
+
+def test_the_charts_fallbacks_are_the_config_models_defaults(helm: Run) -> None:
+    """Templates read ports, prefixes and switches from `config` with a fallback for keys the
+    document leaves out; those fallbacks must be the model's own defaults."""
+    defaults = Config()
+    objects = render(helm, "--set", "ingress.enabled=true")
+    ports = {
+        o["metadata"]["name"]: o["spec"]["ports"][0]["port"] for o in by_kind(objects, "Service")
+    }
+    assert ports["t-sciplat-hub"] == defaults.hub.hub_port
+    assert ports["t-sciplat-proxy-api"] == defaults.hub.proxy_api_port
+    assert ports["t-sciplat-tap"] == defaults.services.tap.port
+    assert ports["t-sciplat-jobs"] == defaults.services.jobs.port
+    proxy = named(objects, "Deployment", "t-sciplat-proxy")["spec"]["template"]["spec"]
+    assert f"--port={defaults.hub.port}" in proxy["containers"][0]["command"]
+    (ingress,) = by_kind(objects, "Ingress")
+    paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
+    assert paths == [defaults.services.tap.prefix, defaults.services.jobs.prefix, "/"]
+    assert defaults.services.tap.enabled and defaults.services.jobs.enabled  # rendered above
+    assert defaults.kubernetes.prepuller.enabled == any(
+        o["metadata"]["name"] == "t-sciplat-hub-prepuller" for o in by_kind(objects, "Role")
+    )
+
+
+def test_the_prepuller_role_is_where_the_backend_puts_the_daemonset(helm: Run) -> None:
+    done = helm("template", "t", str(CHART), "--namespace", "elsewhere")
+    assert done.returncode == 0, done.stderr
+    roles = [o for o in yaml.safe_load_all(done.stdout) if o and o["kind"] == "Role"]
+    assert [r["metadata"]["namespace"] for r in roles] == [Config().kubernetes.prepuller.namespace]
