@@ -15,10 +15,11 @@ from pydantic import Field
 from sciplat.config import Config
 from sciplat.configbase import Section
 
-#: Kubernetes quantities, as the API server accepts them (``500m``, ``2``, ``4Gi``, ``1e3``).
+#: Kubernetes quantities: CPU as cores or millicores (``2``, ``0.5``, ``500m``), memory and
+#: storage with a binary or decimal suffix or an exponent (``4Gi``, ``512M``, ``1e9``).
 CpuQuantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")] | float
 MemoryQuantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?|[kmun]|e[0-9]+)?$")]
-#: A DNS-1123 label (object names, keys of selectors are not this).
+#: A DNS-1123 label: what Kubernetes accepts as the name of a Secret.
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 
 
