@@ -19,8 +19,8 @@ from sciplat.configbase import Section
 #: storage with a binary or decimal suffix or an exponent (``4Gi``, ``512M``, ``1e9``).
 CpuQuantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")] | float
 MemoryQuantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?|[kmun]|e[0-9]+)?$")]
-#: A DNS-1123 label: what Kubernetes accepts as the name of a Secret.
-DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+#: A DNS-1123 subdomain: what Kubernetes accepts as the name of a Secret.
+ObjectName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
 
 
 class Image(Section):
@@ -63,7 +63,7 @@ class Component(Section):
 class SecretKey(Section):
     """One key of an existing Secret."""
 
-    name: DnsLabel = Field(description="Secret name (in the release's namespace).")
+    name: ObjectName = Field(description="Secret name (in the release's namespace).")
     key: str = Field(description="Key in the Secret.", min_length=1)
 
 
