@@ -26,10 +26,7 @@ pytestmark = [needs_root, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def jobs_platform() -> Iterator[Platform]:
     port = free_ports(1)[0]
-    with running_platform(
-        services={"jobs": {"enabled": True, "port": port}},
-        quotas={"groups": {"serial": {"jobs": 1}}},
-    ) as p:
+    with running_platform(services={"jobs": {"enabled": True, "port": port}}) as p:
         wait_for(
             lambda: jobs_api(p, "GET", "", "no-token").status_code == 401,
             120, 0.3, "the jobs service behind the proxy",
@@ -104,6 +101,8 @@ def test_a_job_runs_as_its_user_and_a_repeat_is_served_from_the_cache(
     result = Path(done["result"])
     assert result.is_relative_to(home_of(p, user))
     assert result.stat().st_uid == uid_of(p, user)  # written by the user's own process
+    html = jobs_api(p, "GET", f"/{job['id']}/html", token)
+    assert html.status_code == 200 and "<html" in html.text and "hello" in html.text
 
     t0 = time.perf_counter()
     again = submit(p, token, notebook=WHOAMI, parameters={"greeting": "hello"})
@@ -213,13 +212,27 @@ def service_pid(p: Platform) -> int | None:
     return None
 
 
+def restart_service(p: Platform) -> None:
+    """Kill the jobs service hard and wait until the hub has started it again."""
+    old = service_pid(p)
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: (pid := service_pid(p)) is not None and pid != old, 90, 0.2,
+             "the hub to restart the jobs service")  # fmt: skip
+    wait_for(lambda: jobs_api(p, "GET", "", "x").status_code == 401, 60, 0.2, "the service")
+
+
 def test_jobs_survive_a_restart_of_the_service(jobs_platform: Platform) -> None:
     """With a ``jobs`` quota of 1, a second job waits in the queue; the service is killed:
     the running job is marked failed, the queued one runs after the restart, and finished
     results stay."""
     p = jobs_platform
-    p.sciplat("group", "add", "serial", check=False)
-    token = p.token(p.add_user("patient", groups=("serial",)))
+    group = p.user("serial")  # named for this run, so the harness removes the host group
+    p.sciplat("group", "add", group)
+    p.config["quotas"] = {"groups": {group: {"jobs": 1}}}
+    p.write_config()
+    token = p.token(p.add_user("patient", groups=(group,)))
+    restart_service(p)  # the service reads the quotas when it starts
     quick = wait_done(p, token, submit(p, token, notebook=notebook("x = 5", "print(x)"))["id"])
     slow = submit(p, token, notebook=notebook("import time", "time.sleep(300)"))
     wait_for(
@@ -227,14 +240,8 @@ def test_jobs_survive_a_restart_of_the_service(jobs_platform: Platform) -> None:
         120, 0.1, "the slow job to run",
     )  # fmt: skip
     waiting = submit(p, token, notebook=notebook("y = 6", "print(y * 7)"))
-
-    old = service_pid(p)
-    assert old is not None
-    os.kill(old, signal.SIGKILL)
     killed = time.time()
-    wait_for(lambda: (pid := service_pid(p)) is not None and pid != old, 90, 0.2,
-             "the hub to restart the jobs service")  # fmt: skip
-    wait_for(lambda: jobs_api(p, "GET", "", token).status_code == 200, 60, 0.2, "the service")
+    restart_service(p)
     after = jobs_api(p, "GET", f"/{slow['id']}", token).json()
     assert after["status"] == "failed" and "restarted" in after["error"], after
     waited = wait_done(p, token, waiting["id"])

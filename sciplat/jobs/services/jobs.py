@@ -86,6 +86,8 @@ class JobService:
                 job.status, job.state = JobStatus.QUEUED, None
                 self.store.save(job)
                 self.queue.push(job.user, job.id)
+        # papermill's import takes a second or two: pay it now, not in the first request
+        await asyncio.to_thread(notebooks.load_papermill)
         self._task = asyncio.create_task(self._loop())
 
     async def close(self) -> None:
@@ -122,12 +124,13 @@ class JobService:
         home = self.execution.volumes.home(user)
         roots = [self.config.volumes.root]
         gids = [user.gid, *user.supplementary_gids]
+        uid = user.uid if self.execution.isolate else None  # not root: all runs as one account
         if request.notebook is not None:
             nb = notebooks.parse_notebook(request.notebook, "the submitted notebook")
             shown, base = "(submitted notebook)", PurePosixPath(".")
         elif request.path:
             data = homefiles.read_user_file(
-                request.path, home, roots, user.uid, gids, self.jobs.max_notebook_bytes
+                request.path, home, roots, uid, gids, self.jobs.max_notebook_bytes
             )
             nb = notebooks.parse_notebook(data, request.path)
             shown, base = request.path, PurePosixPath(request.path).parent
@@ -136,7 +139,7 @@ class JobService:
         key = ""
         if notebooks.cache_allowed(nb):
             inputs = {
-                name: homefiles.hash_user_file(str(base / name), home, roots, user.uid, gids)
+                name: homefiles.hash_user_file(str(base / name), home, roots, uid, gids)
                 for name in notebooks.declared_inputs(nb)
             }
             key = notebooks.cache_key(

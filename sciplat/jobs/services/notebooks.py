@@ -99,6 +99,11 @@ def cache_key(
     return hashlib.sha256(canonical_parameters(document).encode()).hexdigest()
 
 
+def load_papermill() -> None:
+    """Import papermill's parameteriser ahead of the first submission (a slow import)."""
+    import papermill.parameterize  # noqa: F401, PLC0415
+
+
 def parameterise(nb: NotebookNode, parameters: Mapping[str, Any]) -> str:
     """The notebook with ``parameters`` injected the way papermill does, as JSON text: a cell
     tagged ``injected-parameters`` after the cell tagged ``parameters`` (at the top if no cell

@@ -26,9 +26,10 @@ from sciplat.volumes.storage import ensure_subdir, open_dir
 _READ_CHUNK = 1 << 20
 
 
-def _allowed(st: os.stat_result, uid: int, gids: Sequence[int], bit: int) -> bool:
-    """Whether the user (uid, gids) has permission ``bit`` (4 read, 1 enter) by mode bits."""
-    if uid == 0:
+def _allowed(st: os.stat_result, uid: int | None, gids: Sequence[int], bit: int) -> bool:
+    """Whether the user (uid, gids) has permission ``bit`` (4 read, 1 enter) by mode bits.
+    ``uid`` None: the platform is not root and every job runs as its own account."""
+    if uid is None or uid == 0:
         return True
     if st.st_uid == uid:
         return bool(st.st_mode & (bit << 6))
@@ -55,7 +56,7 @@ def resolve_user_path(path: str, home: Path, roots: Sequence[Path]) -> Path:
 
 
 @contextlib.contextmanager
-def open_for_user(real: Path, uid: int, gids: Sequence[int], shown: str) -> Iterator[int]:
+def open_for_user(real: Path, uid: int | None, gids: Sequence[int], shown: str) -> Iterator[int]:
     """A read descriptor of the resolved file ``real`` if the user may read it.
 
     Raises:
@@ -86,7 +87,12 @@ def open_for_user(real: Path, uid: int, gids: Sequence[int], shown: str) -> Iter
 
 
 def read_user_file(
-    path: str, home: Path, roots: Sequence[Path], uid: int, gids: Sequence[int], limit: int
+    path: str,
+    home: Path,
+    roots: Sequence[Path],
+    uid: int | None,
+    gids: Sequence[int],
+    limit: int,
 ) -> bytes:
     """The bytes of the user's file ``path`` (at most ``limit``).
 
@@ -102,7 +108,7 @@ def read_user_file(
 
 
 def hash_user_file(
-    path: str, home: Path, roots: Sequence[Path], uid: int, gids: Sequence[int]
+    path: str, home: Path, roots: Sequence[Path], uid: int | None, gids: Sequence[int]
 ) -> str:
     """The SHA-256 of the user's file ``path`` (a declared input of a notebook).
 
