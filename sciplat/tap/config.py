@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TapConfig(BaseModel):
@@ -191,6 +193,24 @@ class TapConfig(BaseModel):
         ),
         examples=[["public", "10.20.0.0/16"]],
     )
+
+    @field_validator("upload_url_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refuse a wrong entry when the document is read, with its line (the service
+        parses the entries again in storage/urlfetch.py)."""
+        for entry in value:
+            if entry.strip().lower() == "public":
+                continue
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"'{entry}' is neither 'public' nor a network such as 192.0.2.0/24 or "
+                    "2001:db8::/32"
+                ) from None
+        return value
+
     upload_url_seconds: float = Field(
         30.0,
         gt=0,

@@ -354,3 +354,15 @@ def test_config_is_frozen():
     cfg = Config()
     with pytest.raises(ValueError, match="frozen"):
         cfg.hub.port = 1  # type: ignore[misc]
+
+
+def test_a_wrong_upload_network_is_refused_with_its_line():
+    text = "services:\n  tap:\n    upload_url_networks: [public, 10.0.0.0/8, intranet]\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert "sciplat.yaml:3: services.tap.upload_url_networks" in info.value.message
+    assert "'intranet' is neither 'public' nor a network" in info.value.message
+    assert parse_config(text.replace(", intranet", "")).services.tap.upload_url_networks == (
+        "public",
+        "10.0.0.0/8",
+    )
