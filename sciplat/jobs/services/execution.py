@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +148,3 @@ class Execution:
 
     async def stop(self, state: LabState) -> None:
         await self.backend.stop(state, now=True)
-
-    def elapsed(self, job: Job) -> float:
-        return time.time() - job.started if job.started else 0.0

@@ -160,6 +160,9 @@ def create_job_dir(
         OSError: the home is full or unwritable.
     """
     with _job_parent(home, results_dir, owner) as parent:
+        # left by a start the service did not finish recording (it died): begin afresh
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(job_id, dir_fd=parent)
         os.mkdir(job_id, 0o700, dir_fd=parent)
         if owner:
             os.chown(job_id, *owner, dir_fd=parent, follow_symlinks=False)
