@@ -55,7 +55,7 @@ class Factory(Shared):
 
         ``$SCIPLAT_CONFIG`` names another document; ``$SCIPLAT_BIND``, ``$SCIPLAT_PORT``,
         ``$SCIPLAT_HUB_PORT`` and ``$SCIPLAT_PROXY_API_PORT`` override those ``hub`` keys, and
-        ``$SCIPLAT_TAP_PORT`` the TAP service's port (how
+        ``$SCIPLAT_TAP_PORT`` / ``$SCIPLAT_JOBS_PORT`` the TAP / jobs service's port (how
         ``sciplat up --bind/--port`` reach the hub, and how several instances share a host).
 
         Raises:
@@ -83,6 +83,13 @@ class Factory(Shared):
             )
             config = config.model_copy(
                 update={"services": config.services.model_copy(update={"tap": tap})}
+            )
+        if os.environ.get("SCIPLAT_JOBS_PORT"):
+            jobs = config.services.jobs.model_copy(
+                update={"port": int(os.environ["SCIPLAT_JOBS_PORT"])}
+            )
+            config = config.model_copy(
+                update={"services": config.services.model_copy(update={"jobs": jobs})}
             )
         return cls(data, config, os.environ.get("SCIPLAT_CGROUP_PARENT", "sciplat"))
 

@@ -152,7 +152,7 @@ def _jobs_service(
     """The notebook jobs service (``python -m sciplat.jobs``) and the scopes that reach it."""
     jobs, data = factory.config.services.jobs, factory.data
     if jobs.enabled:
-        keep = ("SCIPLAT_CGROUP_PARENT", "SCIPLAT_CONFIG", "SCIPLAT_HUB_PORT")
+        keep = ("SCIPLAT_CGROUP_PARENT", "SCIPLAT_CONFIG", "SCIPLAT_HUB_PORT", "SCIPLAT_JOBS_PORT")
         services.append(
             {
                 "name": "jobs",
