@@ -11,7 +11,7 @@ from sciplat.tap.config import TapConfig
 from sciplat.tap.services.access import AccessService, QueryLimits, RateCheck
 from sciplat.tap.services.catalogue import CatalogueService
 from sciplat.tap.services.jobs import JobService
-from sciplat.tap.services.mydb import MyDBService, StorageLimit
+from sciplat.tap.services.mydb import MyDBService, StorageLimit, UserTableHost
 from sciplat.tap.services.query import QueryService
 from sciplat.tap.services.upload import UploadService
 from sciplat.tap.storage.backend import CatalogueBackend
@@ -94,7 +94,8 @@ def build_tap(
     # MyDB: users' tables under <tapdir>/mydb/, metadata in <tapdir>/mydb.sqlite (mydb_dir in
     # tests); table_storage is the platform's quota resolver's limit of (user, groups)
     mydb = MyDBService(config, MyDBStore(mydb_dir or tap_directory(config, data_root)), access,
-                       backend.catalogue, table_storage)  # fmt: skip
+                       backend.catalogue, table_storage,
+                       backend if isinstance(backend, UserTableHost) else None)  # fmt: skip
     query = QueryService(config, backend, access, mydb)
     uploads = UploadService(config)
     # async jobs: records in <tapdir>/jobs.sqlite, files under <tapdir>/jobs/ (jobs_dir in tests)

@@ -6,10 +6,13 @@
 - A table is readable by its owner and by members of the groups it is shared with
   (:meth:`AccessService.may_read_user_table`). Everyone else is told exactly what they would
   be told for a table that does not exist, in queries, REST and /tables alike.
-- At query time the readable user tables a query names reach the backend the way TAP_UPLOAD
-  tables do (:class:`CallerView`): the resolver rewrites ``user_ada.t`` to a name under the
-  backend's ``upload_schema`` and the backend gets the rows for that one query. TAP_SCHEMA is
-  given per caller the same way when they can see user tables, so it lists only those.
+- Every table is a Parquet file (what ``table_storage`` counts). On DuckDB the readable user
+  tables a query names reach the backend the way TAP_UPLOAD tables do (:class:`CallerView`):
+  the resolver rewrites ``user_ada.t`` to a name under the backend's ``upload_schema`` and the
+  backend scans the file (a pyarrow dataset) for that one query. A backend that is a
+  :class:`UserTableHost` (PostgreSQL) also keeps each table as a real table in the user's
+  schema, which queries read in place. TAP_SCHEMA is given per caller as uploads when they can
+  see user tables, so it lists only those.
 - ``table_storage`` (bytes of a user's stored Parquet files) is checked before a table is moved
   into place; ``mydb_max_bytes`` bounds the request body.
 """
@@ -23,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -71,6 +75,15 @@ _CASTS = {
     pa.uint64(): pa.int64(), pa.float16(): pa.float32(), pa.large_string(): pa.string(),
     pa.null(): pa.string(),
 }  # fmt: skip
+
+
+@runtime_checkable
+class UserTableHost(Protocol):
+    """A catalogue backend that keeps user tables as real tables (PostgreSQL), so queries read
+    them in place; on other backends (DuckDB) they reach each query like uploads."""
+
+    def store_user_table(self, info: TableInfo, data: pa.Table) -> None: ...
+    def drop_user_table(self, schema: str, name: str) -> None: ...
 
 
 class TableNotFoundError(TapError):
@@ -219,12 +232,15 @@ class CallerView:
     tables: Mapping[str, UserTable]  # lower-case schema.name → table
     store: MyDBStore
     taken: frozenset[str] = frozenset()  # the query's own upload names
+    in_place: bool = False  # the backend holds user tables itself (a UserTableHost)
     wanted: dict[str, str] = field(default_factory=dict)  # upload name → schema.name (lower)
 
     def relocate(self, info: TableInfo) -> str | None:
         """The name under the backend's upload schema where ``info`` will be, or None when the
         backend itself holds it (catalogue tables; TAP_SCHEMA when no user table is visible)."""
         key = info.qualified.lower()
+        if key in self.tables and self.in_place:
+            return None
         if key not in self.tables and (info.schema != SCHEMA or not self.tables):
             return None
         for name, wanted in self.wanted.items():
@@ -272,12 +288,14 @@ class MyDBService:
         access: AccessService,
         catalogue: Callable[[], Catalogue],
         storage_limit: StorageLimit | None = None,
+        host: UserTableHost | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.access = access
         self.catalogue = catalogue
         self.storage_limit = storage_limit
+        self.host = host  # the backend, when it keeps user tables itself (PostgreSQL)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -302,7 +320,7 @@ class MyDBService:
             keys=base.keys,
         )
         tables = {t.qualified.lower(): t for t in readable}
-        return CallerView(catalogue, tables, self.store, frozenset(taken))
+        return CallerView(catalogue, tables, self.store, frozenset(taken), self.host is not None)
 
     # REST ------------------------------------------------------------------------------------
 
@@ -344,6 +362,8 @@ class MyDBService:
                     rows=table.num_rows, bytes=size, created=datetime.now(UTC),
                     shared_with=old.shared_with if old else frozenset(),
                 )  # fmt: skip
+                if self.host is not None:
+                    self.host.store_user_table(record.info, table)
                 replaced = self.store.commit(temp, record)
             finally:
                 temp.unlink(missing_ok=True)
@@ -372,7 +392,7 @@ class MyDBService:
             TapForbiddenError: a table the caller may read but does not own.
         """
         table = self._owned(caller, qualified, "drop")
-        self.store.drop(table.schema, table.name)
+        self._drop(table)
         log.info("mydb: %s dropped %s", caller.name, table.qualified)
 
     def share(self, caller: Caller, qualified: str, group: str, shared: bool) -> UserTable:
@@ -420,7 +440,7 @@ class MyDBService:
             TapParameterError: a bad name; TableNotFoundError: no such table.
         """
         table = self._existing(qualified)
-        self.store.drop(table.schema, table.name)
+        self._drop(table)
         return table
 
     def bytes_of(self, owner: str) -> int:
@@ -428,6 +448,12 @@ class MyDBService:
         return self.store.bytes_of(owner) if self.store.exists() else 0
 
     # internals -------------------------------------------------------------------------------
+
+    def _drop(self, table: UserTable) -> None:
+        with self._lock(table.owner):
+            self.store.drop(table.schema, table.name)
+            if self.host is not None:
+                self.host.drop_user_table(table.schema, table.name)
 
     def _lock(self, owner: str) -> threading.Lock:
         with self._locks_lock:
