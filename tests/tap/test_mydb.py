@@ -15,7 +15,9 @@ import pytest
 from sciplat.tap.app import create_app
 from sciplat.tap.cli import table_drop, table_list, table_share, table_storage_used
 from sciplat.tap.config import TapConfig
+from sciplat.tap.errors import TapParameterError
 from sciplat.tap.services.mydb import user_schema
+from sciplat.tap.services.mydb_formats import columns_of, normalize
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.wiring import TapServices, build_tap
 from tests.tap.conftest import TOKENS, fake_hub
@@ -238,6 +240,11 @@ async def test_bad_names_are_refused(client: httpx.AsyncClient, name: str) -> No
     assert "is not a table name: write <schema>.<table>" in r.text
 
 
+async def test_reserved_words_are_not_table_names(client: httpx.AsyncClient) -> None:
+    r = await put_csv(client, "user_ada.select")
+    assert r.status_code == 400 and "'select' is an ADQL reserved word" in r.text
+
+
 @pytest.mark.parametrize("schema", ["TAP_SCHEMA", "tap_upload", "hipparcos", "sciplat_meta",
                                     "information_schema", "main", "mine"])  # fmt: skip
 async def test_reserved_schemas_are_refused(client: httpx.AsyncClient, schema: str) -> None:
@@ -335,3 +342,22 @@ async def test_user_tables_with_uploads_and_bare_names(client: httpx.AsyncClient
     # a user table's name without its schema, when no other table has it
     text = await query(client, "SELECT MAX(id) AS m FROM marks")
     assert text.splitlines() == ["m", "3"]
+
+
+def test_column_types_are_made_queryable() -> None:
+    table = normalize(pa.table({
+        "b": pa.array([1, -2], pa.int8()), "u": pa.array([1, 2**40], pa.uint64()),
+        "h": pa.array([1.5, 2.0], pa.float16()),
+        "d": pa.array(["x", "y"]).dictionary_encode(),
+        "t": pa.array([0, 86_400_000_000], pa.timestamp("us")),
+        "n": pa.array([None, None], pa.null()), "s": pa.array(["a", "b"], pa.large_string()),
+    }))  # fmt: skip
+    assert [str(f.type) for f in table.schema] == [
+        "int16", "int64", "float", "string", "string", "string", "string"]
+    assert table.column("t").to_pylist()[1].startswith("1970-01-02")
+    assert [c.datatype for c in columns_of(table)] == [
+        "short", "long", "float", "char", "char", "char", "char"]
+    with pytest.raises(TapParameterError, match="column 'l' has type list<item: int64>"):
+        normalize(pa.table({"l": pa.array([[1], [2]])}))
+    with pytest.raises(TapParameterError, match="the table has no columns"):
+        normalize(pa.table({}))

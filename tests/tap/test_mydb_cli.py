@@ -12,7 +12,7 @@ from sciplat.cli import main
 from sciplat.factory import Factory
 from sciplat.tap.errors import TapQuotaError
 from sciplat.tap.models.query import Caller
-from sciplat.tap.services.mydb import read_body
+from sciplat.tap.services.mydb_formats import read_body
 from tests.tap.test_mydb import CSV
 
 CONFIG = """\

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from sciplat.tap.errors import TapParameterError
 from sciplat.tap.models.catalogue import Catalogue, SchemaInfo
 from sciplat.tap.output import vosi
-from sciplat.tap.services.mydb import job_result_type, read_body
+from sciplat.tap.services.mydb_formats import job_result_type, read_body
 from sciplat.tap.wiring import TapServices
 
 

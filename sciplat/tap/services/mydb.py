@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
@@ -29,10 +28,7 @@ from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from sciplat.tap.config import TapConfig
 from sciplat.tap.errors import (
@@ -43,13 +39,13 @@ from sciplat.tap.errors import (
     TapParameterError,
     TapQuotaError,
 )
-from sciplat.tap.models.catalogue import Catalogue, ColumnInfo, SchemaInfo, TableInfo
+from sciplat.tap.models.catalogue import Catalogue, SchemaInfo, TableInfo
 from sciplat.tap.models.mydb import UserTable
 from sciplat.tap.models.query import Caller
 from sciplat.tap.services.access import AccessService
-from sciplat.tap.services.upload import read_votable
+from sciplat.tap.services.mydb_formats import NAME, columns_of, normalize
 from sciplat.tap.storage.mydb import MyDBStore
-from sciplat.tap.tap_schema import SCHEMA, build_rows
+from sciplat.tap.tap_schema import ADQL_RESERVED, SCHEMA, build_rows
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +53,10 @@ log = logging.getLogger(__name__)
 StorageLimit = Callable[[str, Iterable[str]], int | float | None]
 
 PREFIX = "user_"
-_PART = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,254}$")
 #: schemas no user table may use, whatever the catalogue holds
 _RESERVED = frozenset({"tap_schema", "tap_upload", "sciplat_meta", "information_schema",
                        "pg_catalog", "pg_temp", "temp", "main", "public"})  # fmt: skip
-_VOTABLE = ("application/x-votable+xml", "text/xml", "application/xml")
-_CSV = ("text/csv", "application/csv")
-_PARQUET = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
-# Arrow types queries can use (VOTable datatype), and casts for those they cannot
-_DATATYPES = {
-    pa.bool_(): "boolean", pa.uint8(): "unsignedByte", pa.int16(): "short", pa.int32(): "int",
-    pa.int64(): "long", pa.float32(): "float", pa.float64(): "double", pa.string(): "char",
-}  # fmt: skip
-_CASTS = {
-    pa.int8(): pa.int16(), pa.uint16(): pa.int32(), pa.uint32(): pa.int64(),
-    pa.uint64(): pa.int64(), pa.float16(): pa.float32(), pa.large_string(): pa.string(),
-    pa.null(): pa.string(),
-}  # fmt: skip
 
 
 @runtime_checkable
@@ -120,107 +102,32 @@ def parse_table_name(text: str) -> tuple[str, str]:
     """``schema.table`` → (schema, table), lower-case.
 
     Raises:
-        TapParameterError: not two parts of a letter then up to 62 letters, digits or ``_``.
+        TapParameterError: not two parts of a letter then up to 62 letters, digits or ``_``,
+            or a table named by an ADQL reserved word.
     """
     schema, dot, name = text.partition(".")
-    if not dot or not _PART.match(schema) or not _PART.match(name):
+    if not dot or not NAME.match(schema) or not NAME.match(name):
         shown = text if len(text) <= 80 else text[:80] + "..."
         raise TapParameterError(
             f"{shown!r} is not a table name: write <schema>.<table>, e.g. user_ada.mytable, "
             "each part a letter then up to 62 letters, digits or underscores"
         )
+    if name.upper() in ADQL_RESERVED:
+        raise TapParameterError(
+            f"'{name}' is an ADQL reserved word, so queries would have to quote it: choose "
+            "another table name"
+        )
     return schema.lower(), name.lower()
 
 
 def _bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} bytes"  # pragma: no cover - the loop always returns
-
-
-def read_body(data: bytes, content_type: str) -> pa.Table:
-    """A table from a VOTable, CSV or Parquet document (chosen by ``content_type``), with
-    types queries can use and units/UCDs/descriptions as field metadata.
-
-    Raises:
-        TapParameterError: an unknown content type, an unreadable document, no columns,
-            column names that are not ADQL identifiers or repeat, or unusable column types.
-    """
-    mime = content_type.split(";", maxsplit=1)[0].strip().lower()
-    try:
-        if mime in _VOTABLE:
-            table = read_votable("table", data)
-        elif mime in _CSV:
-            table = pacsv.read_csv(io.BytesIO(data))
-        elif mime in _PARQUET:
-            table = pq.read_table(pa.BufferReader(data))
-        else:
-            raise TapParameterError(
-                f"Content-Type {mime or '(none)'} cannot be stored: send a VOTable "
-                "(application/x-votable+xml), CSV with a header line (text/csv) or Parquet "
-                "(application/vnd.apache.parquet)"
-            )
-    except (pa.ArrowException, OSError) as exc:
-        raise TapParameterError(f"the {mime} body cannot be read: {str(exc)[:200]}") from exc
-    return normalize(table)
-
-
-def normalize(table: pa.Table) -> pa.Table:
-    """``table`` with column types queries can use (see the module's casts).
-
-    Raises:
-        TapParameterError: no columns, bad or repeated names, types that cannot be stored.
-    """
-    if table.num_columns == 0:
-        raise TapParameterError("the table has no columns")
-    seen: set[str] = set()
-    fields, arrays = [], []
-    for fld, original in zip(table.schema, table.columns, strict=True):
-        column = original
-        if not _PART.match(fld.name):
-            raise TapParameterError(
-                f"column name {fld.name[:80]!r} cannot be used in ADQL: name columns with a "
-                "letter then up to 62 letters, digits or underscores"
-            )
-        if fld.name.lower() in seen:
-            raise TapParameterError(f"two columns are called '{fld.name}' (names ignore case)")
-        seen.add(fld.name.lower())
-        kind = fld.type
-        if pa.types.is_dictionary(kind):
-            column, kind = column.cast(kind.value_type), kind.value_type
-        if kind in _CASTS or pa.types.is_decimal(kind):
-            target = _CASTS.get(kind, pa.float64())
-        elif pa.types.is_temporal(kind):
-            target = pa.string()  # dates and times are kept as ISO 8601 text
-        else:
-            target = kind
-        if target not in _DATATYPES:
-            raise TapParameterError(
-                f"column '{fld.name}' has type {kind}, which cannot be stored: use numbers, "
-                "booleans or text"
-            )
-        try:
-            column = pc.cast(column, target) if target != kind else column
-        except pa.ArrowInvalid as exc:
-            raise TapParameterError(f"column '{fld.name}': {exc}") from exc
-        fields.append(pa.field(fld.name, target, metadata=fld.metadata))
-        arrays.append(column)
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-
-
-def columns_of(table: pa.Table) -> tuple[ColumnInfo, ...]:
-    """TAP_SCHEMA descriptions of a normalized table's columns (units etc. from metadata)."""
-    out = []
-    for fld in table.schema:
-        meta = {k.decode(): v.decode() for k, v in (fld.metadata or {}).items()}
-        datatype = _DATATYPES[fld.type]
-        out.append(ColumnInfo(fld.name, datatype, meta.get("description", ""),
-                              meta.get("unit", ""), meta.get("ucd", ""),
-                              arraysize="*" if datatype == "char" else None,
-                              xtype=meta.get("xtype") or None))  # fmt: skip
-    return tuple(out)
+    """``n`` bytes for a message: 512 bytes, 1.4 KiB, 3.0 MiB, 2.5 GiB."""
+    unit = "bytes"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if n < 1024:
+            break
+        n, unit = n / 1024, bigger
+    return f"{n:.0f} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
 
 
 @dataclass
@@ -500,20 +407,6 @@ class MyDBService:
                 f"you may write only your own schema, {mine} (e.g. {mine}.{name}), not {schema}"
             )
         return schema, name
-
-
-def job_result_type(job_id: str, mime: str | None) -> str:
-    """The Content-Type to read a job's result as (see :func:`read_body`).
-
-    Raises:
-        TapParameterError: a JSON result, which has no column types to store.
-    """
-    if not mime or "json" in mime:
-        raise TapParameterError(
-            f"the result of job {job_id} is JSON, which cannot be saved as a table: run the "
-            "query again with RESPONSEFORMAT=votable, csv or parquet"
-        )
-    return mime
 
 
 def _check_group(group: str) -> None:
