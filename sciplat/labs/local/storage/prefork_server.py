@@ -62,6 +62,9 @@ PRELOAD = (
     "jupyter_events",
     "IPython",
     "httpx",
+    "httpcore",  # httpx imports it when JupyterLab's extension manager makes its client
+    "h11",
+    "certifi",
     "jinja2.ext",
     "tornado.platform.asyncio",
     "traitlets.config.argcomplete_config",
