@@ -160,6 +160,14 @@ async def test_save_from_async_job_result(client: httpx.AsyncClient) -> None:
     await _wait(client, cut)
     r = await client.put(f"/api/tap/tables/user_ada.cut?job={cut}", headers=auth("good-token"))
     assert r.status_code == 201 and r.json()["rows"] == 2 and r.json()["truncated"] is True
+    # a job reads the owner's tables (with the groups the job was created with)
+    r = await client.post("/api/tap/async", headers=auth("good-token"), data={
+        "QUERY": "SELECT SUM(hip) AS s FROM user_ada.bright", "LANG": "ADQL", "FORMAT": "csv",
+        "PHASE": "RUN"})  # fmt: skip
+    reads = r.headers["location"].rsplit("/", 1)[1]
+    await _wait(client, reads)
+    r = await client.get(f"/api/tap/async/{reads}/results/result", headers=auth("good-token"))
+    assert r.text.replace('"', "").splitlines() == ["s", "15"]
     # another user's job is "no such job" for them
     r = await client.put(f"/api/tap/tables/user_eve.stolen?job={job}", headers=auth("mydb-eve"))
     assert r.status_code == 404
