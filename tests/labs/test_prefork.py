@@ -233,8 +233,6 @@ def test_forked_lab_carries_nothing_of_the_parent_or_another_lab(labs: Labs) -> 
     names = {e.split(b"=", 1)[0].decode() for e in environ if e}
     assert names <= set(PARENT_ENV), names
 
-    # random state is the lab's own (the parent seeded Python's generator before forking)
-    assert a.pid != b.pid
     labs.stop(a)
     labs.stop(b)
 
