@@ -103,6 +103,13 @@ async def test_save_csv_then_query_and_describe(client: httpx.AsyncClient) -> No
     assert text.splitlines()[1:] == ["1,2", "2,3", "3,4"]
     r = await client.get("/api/tap/tables/user_ada.marks", headers=auth("good-token"))
     assert r.status_code == 200 and "<name>user_ada.marks</name>" in r.text
+    assert "<name>hipparcos.main</name>" not in r.text
+    # VOSI's child resource works for catalogue tables too (anonymous: public schemas only)
+    r = await client.get("/api/tap/tables/hipparcos.main")
+    assert r.status_code == 200 and "<name>hpmag</name>" in r.text
+    for hidden in ("user_ada.marks", "nosuch.table", "hipparcos"):
+        r = await client.get(f"/api/tap/tables/{hidden}")
+        assert r.status_code == 404 and "is not available" in r.text
 
 
 async def test_parquet_and_votable_bodies_keep_units(client: httpx.AsyncClient) -> None:

@@ -3,8 +3,8 @@
 - ``PUT`` with a VOTable, CSV or Parquet body (by Content-Type) saves the caller's table
   (201 new, 200 replaced); ``PUT ...?job=<id>`` with no body saves the result of one of the
   caller's COMPLETED async jobs (a VOTable, CSV or Parquet result) instead.
-- ``GET`` describes a table the caller may read (a VOSI tableset of that one table);
-  ``DELETE`` drops one of theirs (204).
+- ``GET`` describes a table the caller may read, catalogue or user table (a VOSI tableset of
+  that one table); ``DELETE`` drops one of theirs (204).
 - ``GET/POST /tables/<schema>.<table>/sharing`` (``group=...&action=share|unshare``) shows or
   changes the groups it is shared with (JSON).
 Errors here keep their HTTP status (app.py answers them as text, not TAP VOTables).
@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sciplat.tap.errors import TapParameterError
-from sciplat.tap.models.catalogue import Catalogue, SchemaInfo
 from sciplat.tap.output import vosi
 from sciplat.tap.services.mydb_formats import job_result_type, read_body
 from sciplat.tap.wiring import TapServices
@@ -52,9 +51,7 @@ async def table(request: Request) -> Response:
     name = request.path_params["name"]
     caller = await services.access.caller(request.headers.get("authorization"))
     if request.method == "GET":
-        found = services.mydb.describe(caller, name)
-        one = Catalogue(schemas=(SchemaInfo(found.schema, f"tables of {found.owner}"),),
-                        tables=(found.info,))  # fmt: skip
+        one = services.mydb.tableset_of(caller, name)
         return Response(vosi.tableset(one), media_type="text/xml")
     if request.method == "DELETE":
         services.mydb.drop(caller, name)

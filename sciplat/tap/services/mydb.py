@@ -299,6 +299,23 @@ class MyDBService:
             raise TableNotFoundError(not_available(schema, name))
         return table
 
+    def tableset_of(self, caller: Caller, qualified: str) -> Catalogue:
+        """The VOSI description of one table the caller may read, catalogue or user table
+        (``GET /tables/<schema>.<table>``, VOSI-tables 1.1's child resource).
+
+        Raises:
+            TableNotFoundError: no such table, or unreadable (the same answer).
+        """
+        schema, _, name = qualified.partition(".")
+        view = self.view(caller, self.catalogue())
+        info = view.catalogue.table(schema, name) if schema and name else None
+        if info is None or not self.access.may_read(caller, info):
+            raise TableNotFoundError(not_available(schema, name)[:300])
+        described = next((s for s in view.catalogue.schemas if s.name == info.schema),
+                         SchemaInfo(info.schema))  # fmt: skip
+        keys = tuple(k for k in view.catalogue.keys if k.from_table == info.qualified)
+        return Catalogue(schemas=(described,), tables=(info,), keys=keys)
+
     def drop(self, caller: Caller, qualified: str) -> None:
         """Remove one of the caller's tables.
 
