@@ -198,9 +198,13 @@ async def test_sharing_controls_queries_tap_schema_and_tables(client: httpx.Asyn
     cols = await query(client, "SELECT column_name FROM TAP_SCHEMA.columns "
                        "WHERE table_name = 'user_ada.shared' ORDER BY column_index", "mydb-eve")
     assert cols.splitlines()[1:] == ["id", "ra", "dec", "note"]
-    mine = await query(client, "SELECT table_name FROM TAP_SCHEMA.tables "
-                       "WHERE schema_name = 'user_ada' ORDER BY 1")  # fmt: skip
+    mine = await query(client, "SELECT TAP_SCHEMA.tables.table_name FROM TAP_SCHEMA.tables "
+                       "WHERE TAP_SCHEMA.tables.schema_name = 'user_ada' ORDER BY 1")
     assert mine.splitlines()[1:] == ["user_ada.private", "user_ada.shared"]
+    joined = await query(client, "SELECT COUNT(*) AS n FROM TAP_SCHEMA.tables AS t JOIN "
+                         "TAP_SCHEMA.columns AS c ON c.table_name = t.table_name "
+                         "WHERE t.table_name = 'user_ada.private'")  # fmt: skip
+    assert joined.splitlines() == ["n", "4"]
     for token, sees in (("mydb-eve", True), ("mydb-mal", False), (None, False)):
         r = await client.get("/api/tap/tables", headers=auth(token) if token else {})
         assert ("user_ada.shared" in r.text) is sees and "user_ada.private" not in r.text
