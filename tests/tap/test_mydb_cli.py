@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,17 @@ def test_quota_show_and_table_commands(data_dir: Path, capsys: pytest.CaptureFix
     with pytest.raises(TapQuotaError, match="quota table_storage exceeded: your tables use 0 "
                        "bytes of 100 bytes"):  # fmt: skip
         tap.mydb.save(Caller("bob"), "user_bob.t", read_body(CSV, "text/csv"))
+    # bob's quota is 100 bytes: full once something slipped in (a lowered quota, say)
+    full = tap.mydb.store.get("user_alice", "t")
+    assert full is not None
+    tap.mydb.store.commit(tap.mydb.store.write_file("user_bob", "old", read_body(CSV, "text/csv")),
+                          replace(full, owner="bob", schema="user_bob", name="old"))  # fmt: skip
+    with pytest.raises(TapQuotaError, match=r"your tables use 1\.4 KiB of 100 bytes; drop"):
+        tap.mydb.save(Caller("bob"), "user_bob.t", read_body(CSV, "text/csv"))
+    assert tap.mydb.store.get("user_bob", "t") is None
+    bobs = data_dir / "tap" / "mydb" / "user_bob"
+    assert bobs.is_dir() and [p.name for p in bobs.iterdir()] == ["old.parquet"]
+    tap.mydb.admin_drop("user_bob.old")
     tap.mydb.store.close()
 
     assert main(["--data-dir", str(data_dir), "quota", "show", "alice", "--json"]) == 0

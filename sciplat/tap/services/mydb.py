@@ -261,6 +261,12 @@ class MyDBService:
                     "saving tables is not allowed for your account (quota table_storage is 0); "
                     "ask an administrator for table storage"
                 )
+            if limit is not None and used >= limit:  # full already: do not even write it
+                raise TapQuotaError(
+                    f"quota table_storage exceeded: your tables use {_bytes(used)} of "
+                    f"{_bytes(limit)}; drop tables you no longer need (DELETE "
+                    "/api/tap/tables/<schema>.<table>) or ask an administrator for more"
+                )
             temp = self.store.write_file(schema, name, table)
             try:
                 size = temp.stat().st_size
