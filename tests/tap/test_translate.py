@@ -61,6 +61,18 @@ def test_circle_on_columns_has_no_prefilter(catalogue: Catalogue) -> None:
     assert sql.endswith('<= "hpmag")')
 
 
+def test_circle_centred_on_columns_gets_a_declination_band(catalogue: Catalogue) -> None:
+    """A crossmatch (circle centre from the other table, constant radius): the band lets
+    DuckDB use a range join; the exact test still decides."""
+    sql = translate(
+        "SELECT a.hip FROM hipparcos.main AS a JOIN hipparcos.main AS b "
+        "ON 1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, 0.25))",
+        catalogue,
+    ).sql
+    assert 'ON ((a."dec" >= b."dec" - 0.25 AND a."dec" <= b."dec" + 0.25) AND POWER(' in sql
+    assert "healpix" not in sql
+
+
 def test_point_not_on_indexed_columns_has_no_prefilter(catalogue: Catalogue) -> None:
     sql = translate(
         "SELECT id FROM survey.sources WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(1, 2, 3))",

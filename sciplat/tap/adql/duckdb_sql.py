@@ -102,6 +102,19 @@ class DuckDBGeometry:
             ), None
         limit = math.sin(math.radians(min(max(radius, 0.0), 180.0)) / 2) ** 2
         exact = exp.LTE(this=hav, expression=_n(limit))
+        if centre is None and radius < 90:
+            # a centre from a column (a crossmatch, e.g. with an upload): a declination band
+            # first, which no point within the radius can leave; DuckDB turns the two
+            # inequalities into a range join instead of testing every pair (10,000 uploaded
+            # positions against Hipparcos: 249 s -> 1.2 s)
+            band = exp.and_(
+                exp.GTE(this=_dup(point.dec),
+                        expression=exp.Sub(this=_dup(circle.centre.dec), expression=_n(radius))),
+                exp.LTE(this=_dup(point.dec),
+                        expression=exp.Add(this=_dup(circle.centre.dec), expression=_n(radius))),
+                copy=False,
+            )  # fmt: skip
+            return exp.and_(band, exact, copy=False), None
         return exact, (None if centre is None else (centre[0], centre[1], radius))
 
     def _in_polygon(
