@@ -55,6 +55,13 @@ def test_env_build_creates_and_registers_a_new_environment(tmp_path: Path) -> No
         [env_path / "bin" / "python", "-c", code], capture_output=True, text=True, check=False
     )
     assert probe.stdout.strip() == "42"
+    # every environment carries the jobs client, importable with no sciplat installed
+    client = subprocess.run(
+        [env_path / "bin" / "python", "-I", "-c",
+         "import sciplat_jobs; print(sciplat_jobs.FINISHED)"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert client.stdout.strip() == "('done', 'failed', 'cancelled')", client.stderr
     listing = run(tmp_path, "env", "list").stdout
     assert "w2026-48" in listing and "weekly" in listing and "ready" in listing
     factory = Factory.from_data_dir(tmp_path)

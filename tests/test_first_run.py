@@ -39,13 +39,14 @@ def test_first_start_writes_demo_config_and_prints_the_login() -> None:
         os.chmod(d, 0o755)
     # the demo environment is the shared test one, so the test does not build another
     (storage / "envs" / "default").symlink_to(lab_environment())
-    port, hub_port, api_port, tap_port = free_ports(4)
+    port, hub_port, api_port, tap_port, jobs_port = free_ports(5)
     env = {
         **os.environ,
         "SCIPLAT_STORAGE_ROOT": str(storage),
         "SCIPLAT_HUB_PORT": str(hub_port),
         "SCIPLAT_PROXY_API_PORT": str(api_port),
         "SCIPLAT_TAP_PORT": str(tap_port),
+        "SCIPLAT_JOBS_PORT": str(jobs_port),
         "SCIPLAT_CGROUP_PARENT": f"sciplat-test-{run_id}",
         "PYTHONUNBUFFERED": "1",
     }

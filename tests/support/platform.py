@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import yaml
 
-from sciplat.labs.environments.service import lab_requirements
-from sciplat.labs.environments.storage import build_venv
+from sciplat.labs.environments.service import lab_modules, lab_requirements
+from sciplat.labs.environments.storage import build_venv, install_modules
 
 REPO = Path(__file__).resolve().parents[2]
 SCIPLAT = [sys.executable, "-m", "sciplat"]
@@ -79,6 +79,7 @@ def lab_environment() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (path / "bin" / "jupyterhub-singleuser").exists():
             build_venv(path, reqs, ENV_CACHE / f"{key}.log")
+        install_modules(path, lab_modules())  # cheap when current, like an env build does
     return path
 
 

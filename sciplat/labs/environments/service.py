@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 import jupyterhub
 
 from sciplat.config import Config, EnvironmentConfig
 from sciplat.errors import NotFoundError
+from sciplat.jobs import client as jobs_client
 from sciplat.labs.builder import server_command
 from sciplat.labs.environments import registry, storage
 from sciplat.naming import check_name
@@ -18,6 +20,12 @@ from sciplat.paths import DataDir
 def lab_requirements() -> list[str]:
     """What makes an environment a lab: the single-user server must match the hub."""
     return [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab>=4.2,<5", "ipykernel>=6"]
+
+
+def lab_modules() -> dict[str, Path]:
+    """Single-file modules every environment gets: ``sciplat_jobs``, the jobs service's
+    client (standard library only; sciplat itself is not installed in lab environments)."""
+    return {"sciplat_jobs": Path(jobs_client.__file__)}
 
 
 class EnvironmentService:
@@ -81,6 +89,7 @@ class EnvironmentService:
             [*lab_requirements(), *env.requirements, *(extra or [])],
             self.data.logs / f"env-{name}.log",
         )
+        storage.install_modules(env.path, lab_modules())
         if registered:
             registry.register(self.data.environments, env)
         return env

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from sciplat.errors import SciplatError
@@ -55,6 +56,34 @@ def build_venv(path: Path, requirements: list[str], log: Path) -> None:
                 mode = os.stat(p).st_mode
                 os.chmod(p, mode | 0o044 | (0o011 if mode & 0o100 else 0))
     os.chmod(path, 0o755)  # noqa: S103 - every user runs labs from it
+
+
+def install_modules(path: Path, modules: Mapping[str, Path]) -> None:
+    """Copy single-file modules (name -> source file) into the environment's site-packages,
+    readable by everyone; a copy that is already current is left alone.
+
+    Raises:
+        SciplatError: the environment's Python cannot say where its site-packages are.
+    """
+    if not modules:
+        return
+    result = subprocess.run(
+        [str(path / "bin" / "python"), "-I", "-c",
+         "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SciplatError(f"cannot find the site-packages of {path}: {result.stderr.strip()}")
+    site = Path(result.stdout.strip())
+    for name, source in modules.items():
+        target = site / f"{name}.py"
+        content = source.read_bytes()
+        if target.exists() and target.read_bytes() == content:
+            continue
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(content)
+        tmp.chmod(0o644)
+        tmp.replace(target)
 
 
 def installed_packages(path: Path) -> list[str]:
