@@ -82,7 +82,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     if env is not None and not factory.environments.available(env):
         print(f"sciplat: building the lab environment {env.name!r} at {env.path} "
               "(first start only; a minute or two)...", flush=True)  # fmt: skip
-        factory.environments.build(env.name)
+    if env is not None:
+        try:
+            factory.environments.ensure(env)  # builds it, or brings its lab modules up to date
+        except SciplatError as err:
+            if not factory.environments.available(env):
+                raise
+            print(f"sciplat: WARNING: {err.message}", file=sys.stderr)
 
     def ready() -> None:
         from sciplat.hub.config import public_url  # noqa: PLC0415

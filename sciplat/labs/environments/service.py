@@ -95,8 +95,10 @@ class EnvironmentService:
         return env
 
     def ensure(self, env: EnvironmentConfig) -> bool:
-        """Build ``env`` if it is not installed; True if it was built."""
+        """Build ``env`` if it is not installed (one that is gets the current lab modules);
+        True if it was built."""
         if self.available(env):
+            storage.install_modules(env.path, lab_modules())
             return False
         self.build(env.name)
         return True

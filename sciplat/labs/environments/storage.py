@@ -63,7 +63,8 @@ def install_modules(path: Path, modules: Mapping[str, Path]) -> None:
     readable by everyone; a copy that is already current is left alone.
 
     Raises:
-        SciplatError: the environment's Python cannot say where its site-packages are.
+        SciplatError: the environment's Python cannot say where its site-packages are, or
+            they cannot be written.
     """
     if not modules:
         return
@@ -81,9 +82,12 @@ def install_modules(path: Path, modules: Mapping[str, Path]) -> None:
         if target.exists() and target.read_bytes() == content:
             continue
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(content)
-        tmp.chmod(0o644)
-        tmp.replace(target)
+        try:
+            tmp.write_bytes(content)
+            tmp.chmod(0o644)
+            tmp.replace(target)
+        except OSError as exc:
+            raise SciplatError(f"cannot add {name} to {path}: {exc.strerror}") from exc
 
 
 def installed_packages(path: Path) -> list[str]:
