@@ -220,7 +220,7 @@ class Supervisor:
             self.add_service_routes()
             # the default environment's pre-forked parent; others start at their first lab
             default = self.factory.config.default_environment()
-            if default is not None:
+            if default is not None and self.factory.config.hub.lab_backend == "local":
                 self.factory.prefork.warm(server_command(default))
             if on_ready is not None:
                 on_ready()
