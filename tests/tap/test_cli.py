@@ -65,6 +65,14 @@ def test_bad_table_names(services: TapServices, tmp_path: Path, table: str) -> N
         catalog_load(services, str(_ecsv(tmp_path)), table)
 
 
+@pytest.mark.parametrize("table", ["user_ada.stars", "USER_x.t", "tap_upload.t"])
+def test_users_and_upload_schemas_are_not_for_catalogues(
+    services: TapServices, tmp_path: Path, table: str
+) -> None:
+    with pytest.raises(CatalogueLoadError, match=r"user_|not TAP_SCHEMA"):
+        catalog_load(services, str(_ecsv(tmp_path)), table)
+
+
 def test_missing_file(services: TapServices) -> None:
     with pytest.raises(CatalogueLoadError, match="no such file"):
         catalog_load(services, "/nonexistent.fits", "a.b")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sciplat.tap.errors import CatalogueLoadError
 from sciplat.tap.models.catalogue import SchemaInfo, TableInfo
+from sciplat.tap.services.mydb import PREFIX as USER_SCHEMA_PREFIX
 from sciplat.tap.storage.backend import CatalogueBackend
 from sciplat.tap.storage.readers import (
     HIPPARCOS_DESCRIPTION,
@@ -23,9 +24,14 @@ def split_table_name(qualified: str) -> tuple[str, str]:
     """
     parts = qualified.split(".")
     ok = len(parts) == 2 and all(p[:1].isalpha() and p.replace("_", "").isalnum() for p in parts)
-    if not ok or parts[0].lower() == "tap_schema":
+    if not ok or parts[0].lower() in ("tap_schema", "tap_upload"):
         raise CatalogueLoadError(
             f"--table {qualified}: write schema.table (letters, digits, _; not TAP_SCHEMA)"
+        )
+    if parts[0].lower().startswith(USER_SCHEMA_PREFIX):
+        raise CatalogueLoadError(
+            f"--table {qualified}: schemas starting with {USER_SCHEMA_PREFIX!r} belong to users' "
+            "own tables (MyDB); choose another schema name for a catalogue"
         )
     return parts[0], parts[1]
 

@@ -156,7 +156,7 @@ class QueryService:
         uploads: dict[str, Any] = {n: upload.table for n, upload in request.uploads.items()}
         if view is not None and view.wanted:
             # DuckDB registers a pyarrow dataset as it does a table, and scans it lazily
-            lazy = self.backend.dialect == "duckdb"
+            lazy = self.backend.scans_datasets
             uploads.update(await asyncio.to_thread(view.load, lazy))
         table = await asyncio.to_thread(
             self.backend.run, translation.sql, timeout, uploads or None, cancel

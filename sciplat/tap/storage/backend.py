@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from typing import TypeAlias
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from sciplat.tap.models.catalogue import Catalogue, SchemaInfo, TableInfo
 
@@ -48,6 +50,11 @@ class QueryCancel:
                 self._callbacks.remove(callback)
 
 
+#: A table :meth:`CatalogueBackend.run` is handed (an upload, a user's table): an Arrow table,
+#: or, for a backend with ``scans_datasets``, a pyarrow dataset of Parquet files read lazily.
+UploadData: TypeAlias = "pa.Table | ds.Dataset"
+
+
 class CatalogueBackend(ABC):
     """Stores catalogue tables with their TAP_SCHEMA metadata and runs translated SQL.
 
@@ -61,6 +68,9 @@ class CatalogueBackend(ABC):
     #: (DuckDB: ``temp.main``, views registered on the query's own cursor; PostgreSQL:
     #: ``pg_temp``, ``CREATE TEMP TABLE ... ON COMMIT DROP`` in the query's transaction).
     upload_schema: str = "temp.main"
+    #: Whether :meth:`run` reads pyarrow datasets in ``uploads`` lazily (DuckDB); otherwise
+    #: callers hand it Arrow tables.
+    scans_datasets: bool = False
 
     @abstractmethod
     def catalogue(self) -> Catalogue:
@@ -71,16 +81,16 @@ class CatalogueBackend(ABC):
         self,
         sql: str,
         timeout: float,
-        uploads: Mapping[str, pa.Table] | None = None,
+        uploads: Mapping[str, UploadData] | None = None,
         cancel: QueryCancel | None = None,
     ) -> pa.Table:
         """Run one translated query.
 
         ``uploads`` maps lower-case names (``[a-z][a-z0-9_]{0,63}``, checked by the caller) to
-        Arrow tables that the SQL reads as ``<upload_schema>."<name>"``; they exist for this
-        call only and no other query, concurrent or later, can see them. Setting ``cancel``
-        (from any thread) stops the query in the database as soon as it can; so does
-        ``timeout``.
+        tables (:data:`UploadData`) that the SQL reads as ``<upload_schema>."<name>"``; they
+        exist for this call only and no other query, concurrent or later, can see them.
+        Setting ``cancel`` (from any thread) stops the query in the database as soon as it
+        can; so does ``timeout``.
 
         Raises:
             QueryFailedError: the database refused the query, it ran past ``timeout`` seconds,

@@ -32,7 +32,7 @@ from sciplat.tap.models.catalogue import (
     SpatialIndex,
     TableInfo,
 )
-from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel
+from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel, UploadData
 from sciplat.tap.tap_schema import SCHEMA, build_rows, read_catalogue, with_tap_schema
 
 _META = "sciplat_meta"
@@ -47,6 +47,7 @@ class DuckDBBackend(CatalogueBackend):
     """Catalogue tables in a DuckDB file; see the module docstring for the layout."""
 
     upload_schema = "temp.main"  # views registered on a cursor live there, for it alone
+    scans_datasets = True  # a registered pyarrow dataset is scanned lazily, with pushdown
 
     def __init__(
         self,
@@ -98,7 +99,7 @@ class DuckDBBackend(CatalogueBackend):
         self,
         sql: str,
         timeout: float,
-        uploads: Mapping[str, pa.Table] | None = None,
+        uploads: Mapping[str, UploadData] | None = None,
         cancel: QueryCancel | None = None,
     ) -> pa.Table:
         con, _ = self._connection()

@@ -40,7 +40,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sciplat.tap.errors import CatalogueLoadError, QueryFailedError
 from sciplat.tap.models.catalogue import Catalogue, SchemaInfo, SpatialIndex, TableInfo
-from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel
+from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel, UploadData
 from sciplat.tap.storage.duckdb import prepare_table
 from sciplat.tap.storage.postgres_cancel import Canceller, Watchdog
 from sciplat.tap.tap_schema import (
@@ -266,7 +266,7 @@ class PostgresBackend(CatalogueBackend):
         self,
         sql: str,
         timeout: float,
-        uploads: Mapping[str, pa.Table] | None = None,
+        uploads: Mapping[str, UploadData] | None = None,
         cancel: QueryCancel | None = None,
     ) -> pa.Table:
         if cancel is not None and cancel.is_set:
@@ -393,7 +393,7 @@ class PostgresBackend(CatalogueBackend):
 
 
 def _execute(
-    conn: psycopg.Connection[Any], sql: str, timeout: float, uploads: Mapping[str, pa.Table]
+    conn: psycopg.Connection[Any], sql: str, timeout: float, uploads: Mapping[str, UploadData]
 ) -> pa.Table:
     """One statement in autocommit mode (one round trip), or, with uploads, a transaction that
     creates them as temporary tables, runs the query and is rolled back by the caller."""
@@ -404,7 +404,8 @@ def _execute(
             _TIMEOUTS[conn] = milliseconds
         if uploads:  # temporary tables need a writable transaction; the role can write nothing else
             cur.execute("BEGIN READ WRITE")
-        for name, table in uploads.items():
+        for name, data in uploads.items():
+            table = data if isinstance(data, pa.Table) else data.to_table()
             ident = q.Identifier(name)
             columns = q.SQL(", ").join(
                 q.SQL("{} {}").format(q.Identifier(f.name), q.SQL(_arrow_to_pg(f)))
