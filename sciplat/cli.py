@@ -125,6 +125,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     for user, server, state, _ in lab_states(url) if url else []:
         asyncio.run(factory.lab_backend.stop(state))
         print(f"stopped the lab of {user}{'/' + server if server else ''}")
+    # the resident parents that fork labs (a supervisor that crashed left them running)
+    stopped = factory.prefork.stop_all()
+    if stopped:
+        print(f"stopped {stopped} pre-forked lab server{'s' if stopped > 1 else ''}")
     # home and group images are mounted while the platform runs; with every lab gone,
     # release them
     for person in factory.identity.list_users():

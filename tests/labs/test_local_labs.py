@@ -201,10 +201,17 @@ def test_down_stops_every_lab() -> None:
         cgroup = Path(f"/sys/fs/cgroup/pids/sciplat-test-{p.run_id}/{user}")
         pids = (cgroup / "cgroup.procs").read_text().split()
         assert pids
+        run = p.data_dir / "run" / "prefork"
+        wait_for(lambda: any(run.glob("*.pid")), 60, 0.2, "the pre-forked parent")
+        parents = [int(f.read_text().split()[0]) for f in run.glob("*.pid")]
+        # a supervisor that crashed cannot stop the parents itself: `down` must
+        os.kill(p.pid("supervisor"), signal.SIGKILL)
         out = p.sciplat("down").stdout
         assert f"stopped the lab of {user}" in out
+        assert "pre-forked lab server" in out
         # gone, or a zombie waiting for init to reap it
         wait_for(lambda: not any(start_time(int(x)) for x in pids), 10, 0.05, "labs to end")
+        wait_for(lambda: not any(start_time(x) for x in parents), 10, 0.05, "parents to end")
         assert not cgroup.exists()
 
 
