@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
@@ -38,3 +41,35 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class LazySqlite:
+    """An SQLite file of a service's own (TAP jobs, MyDB metadata), opened on first use so a
+    command that never touches it leaves no file; ``prepare`` runs once before (e.g. makes
+    directories). Same pragmas as the state database; safe to share between threads."""
+
+    def __init__(
+        self, path: Path, metadata: MetaData, prepare: Callable[[], None] | None = None
+    ) -> None:
+        self.path = path
+        self.metadata = metadata
+        self.prepare = prepare
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    if self.prepare is not None:
+                        self.prepare()
+                    engine = create_engine(f"sqlite:///{self.path}")
+                    event.listen(engine, "connect", _sqlite_pragmas)
+                    self.metadata.create_all(engine)
+                    self._engine = engine
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,15 +29,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     delete,
-    event,
     insert,
     select,
     update,
 )
 from sqlalchemy.engine import Row
 
+from sciplat.db import LazySqlite
 from sciplat.tap.models.job import Job, JobOwner, Phase
 
 _META = MetaData()
@@ -60,13 +58,6 @@ _JOBS = Table(
     Column("result_rows", Integer, nullable=True),
     Column("overflow", Boolean, nullable=False, default=False),
 )  # fmt: skip
-
-
-def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -109,25 +100,19 @@ class JobStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.files = directory / "jobs"
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
+        # created on first use, so ``sciplat catalog load`` leaves no file
+        self._db = LazySqlite(
+            directory / "jobs.sqlite",
+            _META,
+            lambda: self.files.mkdir(parents=True, exist_ok=True),
+        )
 
     @property
     def engine(self) -> Engine:
-        """The database, created on first use (so ``sciplat catalog load`` leaves no file)."""
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    self.files.mkdir(parents=True, exist_ok=True)
-                    engine = create_engine(f"sqlite:///{self.directory / 'jobs.sqlite'}")
-                    event.listen(engine, "connect", _pragmas)
-                    _META.create_all(engine)
-                    self._engine = engine
-        return self._engine
+        return self._db.engine
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        self._db.close()
 
     def add(self, job: Job) -> None:
         """Store a new job."""

@@ -31,15 +31,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     delete,
-    event,
     insert,
     select,
     update,
 )
 from sqlalchemy.engine import Row
 
+from sciplat.db import LazySqlite
 from sciplat.tap.models.catalogue import ColumnInfo
 from sciplat.tap.models.mydb import UserTable
 
@@ -64,11 +63,6 @@ _SHARES = Table(
 DB_NAME = "mydb.sqlite"
 
 
-def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
 
 
 class MyDBStore:
@@ -77,29 +71,23 @@ class MyDBStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.files = directory / "mydb"
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
+        self._db = LazySqlite(
+            directory / DB_NAME,
+            _META,
+            lambda: self.directory.mkdir(parents=True, exist_ok=True),
+        )
 
     @property
     def engine(self) -> Engine:
         """The metadata database, created on first use."""
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    self.directory.mkdir(parents=True, exist_ok=True)
-                    engine = create_engine(f"sqlite:///{self.directory / DB_NAME}")
-                    event.listen(engine, "connect", _pragmas)
-                    _META.create_all(engine)
-                    self._engine = engine
-        return self._engine
+        return self._db.engine
 
     def exists(self) -> bool:
         """Whether any user table was ever stored here (the database file exists)."""
         return (self.directory / DB_NAME).exists()
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
+        self._db.close()
 
     def path(self, schema: str, name: str) -> Path:
         """Where a table's Parquet file is (names already checked by the service)."""
