@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sciplat.tap.errors import TapParameterError
+from sciplat.tap.handlers.body import limited_body
 from sciplat.tap.services.query import parse_format
 from sciplat.tap.wiring import TapServices
 
@@ -23,20 +24,6 @@ class TapParams:
 
     values: dict[str, str]
     files: dict[str, bytes] = field(default_factory=dict)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(size: int, limit: int) -> TapParameterError:
@@ -55,7 +42,7 @@ async def parameters(request: Request, max_bytes: int) -> TapParams:
     params = TapParams({k.upper(): v for k, v in request.query_params.items()})
     if request.method != "POST":
         return params
-    body = await _body(request, max_bytes)
+    body = await limited_body(request, max_bytes, _too_large)
     if not request.headers.get("content-type", "").startswith("multipart/"):
         text = body.decode("utf-8", "replace")
         params.values.update({k.upper(): v for k, v in parse_qsl(text, keep_blank_values=True)})

@@ -19,23 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sciplat.tap.errors import TapParameterError
+from sciplat.tap.handlers.body import limited_body
 from sciplat.tap.output import vosi
 from sciplat.tap.services.mydb_formats import job_result_type, read_body
 from sciplat.tap.wiring import TapServices
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it passes ``limit`` bytes (``mydb_max_bytes``)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(size: int, limit: int) -> TapParameterError:
@@ -58,7 +45,7 @@ async def table(request: Request) -> Response:
         return Response(status_code=204)
     services.mydb.writable(caller, name)  # before reading a body that may be large
     job_id = next((v for k, v in request.query_params.items() if k.lower() == "job"), None)
-    body = await _body(request, services.config.mydb_max_bytes)
+    body = await limited_body(request, services.config.mydb_max_bytes, _too_large)
     if job_id is not None:
         if body:
             raise TapParameterError("send either a table in the body or ?job=<id>, not both")
@@ -84,7 +71,7 @@ async def sharing(request: Request) -> Response:
         found = services.mydb.describe(caller, name)
         return JSONResponse(found.to_dict(with_sharing=services.access.owns(caller, found.owner)))
     values = {k.lower(): v for k, v in request.query_params.items()}
-    body = await _body(request, 64 * 1024)
+    body = await limited_body(request, 64 * 1024, _too_large)
     values.update({k.lower(): v for k, v in parse_qsl(body.decode("utf-8", "replace"))})
     action = values.get("action", "share").lower()
     if action not in ("share", "unshare") or not values.get("group"):
