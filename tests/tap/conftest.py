@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +16,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import requests
+import uvicorn
+from starlette.types import ASGIApp
 
 from sciplat.tap.config import TapConfig
 from sciplat.tap.models.catalogue import (
@@ -29,6 +35,7 @@ from sciplat.tap.storage.postgres import PostgresBackend
 from sciplat.tap.storage.readers import hipparcos_path, read_hipparcos
 from sciplat.tap.tap_schema import with_tap_schema
 from sciplat.tap.wiring import TapServices, build_tap
+from tests.support.platform import free_ports
 
 # token → what the fake hub's GET /hub/api/user answers
 TOKENS = {
@@ -182,3 +189,30 @@ async def started_tap(
         await services.jobs.stop()
         services.jobs.store.close()
         services.backend.close()
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """``app`` under uvicorn (lifespan included, so job workers run) on a free loopback port,
+    in a thread; yields the TAP base URL, ``http://127.0.0.1:PORT/api/tap``."""
+    (port,) = free_ports(1)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        assert thread.is_alive(), "uvicorn exited"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/api/tap"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def bearer_session(token: str) -> requests.Session:
+    """A requests session (what pyvo uses) that sends ``token`` as a bearer token."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session

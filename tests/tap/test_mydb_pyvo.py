@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
-import uvicorn
 from astropy.io.votable import from_table, writeto
 from astropy.table import Table
 
@@ -18,8 +14,7 @@ from sciplat.tap.app import create_app
 from sciplat.tap.config import TapConfig
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.wiring import build_tap
-from tests.tap.conftest import TOKENS, fake_hub
-from tests.tap.test_pyvo import _free_port
+from tests.tap.conftest import TOKENS, bearer_session, fake_hub, serving
 
 pyvo = pytest.importorskip("pyvo")
 
@@ -35,29 +30,12 @@ def tap_url(hipparcos_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     backend = DuckDBBackend(hipparcos_dir)
     services = build_tap(TapConfig(default_maxrec=1000), work, hub=fake_hub(), backend=backend,
                          jobs_dir=work / "jobs", mydb_dir=work)  # fmt: skip
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
     with pytest.MonkeyPatch.context() as mp:
         for token, owner in USERS.items():
             mp.setitem(TOKENS, token, owner)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            assert thread.is_alive(), "uvicorn exited"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}/api/tap"
-        server.should_exit = True
-        thread.join(timeout=30)
+        with serving(create_app(services)) as url:
+            yield url
     backend.close()
-
-
-def _session(token: str) -> requests.Session:
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
 
 
 def _refusal(service: pyvo.dal.TAPService, adql: str) -> str:
@@ -67,7 +45,7 @@ def _refusal(service: pyvo.dal.TAPService, adql: str) -> str:
 
 
 def test_create_share_query_unshare_drop(tap_url: str) -> None:
-    ada, eve, mal = (_session(t) for t in ("good-token", "mydb-eve", "mydb-mal"))
+    ada, eve, mal = (bearer_session(t) for t in ("good-token", "mydb-eve", "mydb-mal"))
     as_eve = pyvo.dal.TAPService(tap_url, session=eve)
     as_mal = pyvo.dal.TAPService(tap_url, session=mal)
     query = ("SELECT t.hip, t.label, h.hpmag FROM user_ada.targets AS t "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.platform import free_ports
+
 pyvo = pytest.importorskip("pyvo")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_managed_service_starts_with_the_demo_catalogue(tmp_path: Path) -> None:
-    port = _free_port()
+    (port,) = free_ports(1)
     config = json.dumps({"port": port, "row_group_size": 16384})
     env = {**os.environ, "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api"}
     proc = subprocess.Popen(

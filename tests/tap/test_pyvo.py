@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from sciplat.tap.app import create_app
 from sciplat.tap.config import TapConfig
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.wiring import build_tap
-from tests.tap.conftest import fake_hub
+from tests.tap.conftest import fake_hub, serving
 
 pyvo = pytest.importorskip("pyvo")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +21,8 @@ def tap_url(hipparcos_dir: Path) -> Iterator[str]:
     config = TapConfig(default_maxrec=1000)
     backend = DuckDBBackend(hipparcos_dir)
     app = create_app(build_tap(config, hipparcos_dir, hub=fake_hub(), backend=backend))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        assert thread.is_alive(), "uvicorn exited"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/api/tap"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
     backend.close()
 
 

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 from astropy.table import Table
 
 from sciplat.tap.app import create_app
 from sciplat.tap.config import TapConfig
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.wiring import build_tap
-from tests.tap.conftest import fake_hub
-from tests.tap.test_pyvo import _free_port
+from tests.tap.conftest import bearer_session, fake_hub, serving
 from tests.tap.test_upload import JOIN, targets
 
 pyvo = pytest.importorskip("pyvo")
@@ -30,30 +26,14 @@ def tap_url(hipparcos_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     config = TapConfig(default_maxrec=1000)
     backend = DuckDBBackend(hipparcos_dir)
     app = create_app(build_tap(config, jobs, hub=fake_hub(), backend=backend, jobs_dir=jobs))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        assert thread.is_alive(), "uvicorn exited"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/api/tap"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(app) as url:
+        yield url
     backend.close()
-
-
-def _session(token: str) -> requests.Session:
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
 
 
 @pytest.fixture(scope="module")
 def service(tap_url: str) -> pyvo.dal.TAPService:
-    return pyvo.dal.TAPService(tap_url, session=_session("good-token"))
+    return pyvo.dal.TAPService(tap_url, session=bearer_session("good-token"))
 
 
 def test_sync(service: pyvo.dal.TAPService) -> None:
@@ -102,8 +82,8 @@ def test_bad_query_message_sync_and_async(service: pyvo.dal.TAPService) -> None:
 def test_another_users_job_is_not_theirs(service: pyvo.dal.TAPService, tap_url: str) -> None:
     job = service.submit_job("SELECT TOP 1 hip FROM hipparcos.main")
     with pytest.raises(pyvo.dal.DALServiceError, match="404"):
-        pyvo.dal.AsyncTAPJob(job.url, session=_session("broad-token"))
-    bob = pyvo.dal.TAPService(tap_url, session=_session("broad-token"))
+        pyvo.dal.AsyncTAPJob(job.url, session=bearer_session("broad-token"))
+    bob = pyvo.dal.TAPService(tap_url, session=bearer_session("broad-token"))
     assert all(ref.jobid != job.job_id for ref in bob.get_job_list())
     assert job.job_id in [ref.jobid for ref in service.get_job_list()]
     job.delete()

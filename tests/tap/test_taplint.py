@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sciplat.tap.app import create_app
 from sciplat.tap.config import TapConfig
 from sciplat.tap.storage.duckdb import DuckDBBackend
 from sciplat.tap.wiring import build_tap
-from tests.tap.conftest import fake_hub
-from tests.tap.test_pyvo import _free_port
+from tests.tap.conftest import fake_hub, serving
 from tests.tap.test_upload import targets, votable_bytes
 
 # every stage taplint 3.4.7 has; OBS/LOC/EXA only report that the service has no ObsCore or
@@ -55,26 +51,13 @@ def service_url(
     backend = DuckDBBackend(hipparcos_dir)
     services = build_tap(TapConfig(), tapdir, hub=fake_hub(), backend=backend, jobs_dir=tapdir)
     app = create_app(services)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        app if request.param == "anonymous" else _AsCaller(app, ADA),
-        host="127.0.0.1", port=port, log_level="warning",
-    ))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        assert thread.is_alive(), "uvicorn exited"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}/api/tap"
-    if request.param == "ada":
-        saved = requests.put(f"{url}/tables/user_ada.targets", data=votable_bytes(targets()),
-                             headers={"Content-Type": "application/x-votable+xml"}, timeout=30)
-        assert saved.status_code in (200, 201), saved.text
-    yield request.param, url
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(app if request.param == "anonymous" else _AsCaller(app, ADA)) as url:
+        if request.param == "ada":
+            saved = requests.put(f"{url}/tables/user_ada.targets", data=votable_bytes(targets()),
+                                 headers={"Content-Type": "application/x-votable+xml"},
+                                 timeout=30)  # fmt: skip
+            assert saved.status_code in (200, 201), saved.text
+        yield request.param, url
     backend.close()
 
 
