@@ -73,6 +73,7 @@ def create_app(services: TapServices) -> Starlette:
         Route("/capabilities", vosi.capabilities),
         Route("/availability", vosi.availability),
         Route("/tables", vosi.tables),
+        Route("/examples", vosi.examples),
         Route("/tables/{name}/sharing", tables.sharing, methods=["GET", "POST"]),
         Route("/tables/{name:path}", tables.table, methods=["GET", "PUT", "DELETE"]),
     ]

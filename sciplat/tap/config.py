@@ -7,6 +7,22 @@ import ipaddress
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+class TapExample(BaseModel):
+    """A query offered on ``/examples`` (DALI examples: TOPCAT and other clients list them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        min_length=1, description="Short title.", examples=["Stars near the Pleiades"]
+    )
+    query: str = Field(
+        min_length=1,
+        description="The ADQL query.",
+        examples=["SELECT TOP 10 * FROM hipparcos.main ORDER BY hpmag"],
+    )
+    description: str = Field("", description="What it shows, in a sentence or two.")
+
+
 class TapConfig(BaseModel):
     """The TAP 1.1 / ADQL 2.1 catalogue service at ``/api/tap``.
 
@@ -216,4 +232,13 @@ class TapConfig(BaseModel):
         gt=0,
         description="Longest time fetching one uploaded table from a URL may take.",
         examples=[30],
+    )
+    examples: tuple[TapExample, ...] = Field(
+        (),
+        description=(
+            "Queries offered on /examples besides those made for the loaded catalogues (a "
+            "table listing, and a cone search and a declination histogram per sky table)."
+        ),
+        examples=[[{"name": "Bright stars", "query": "SELECT TOP 10 * FROM hipparcos.main "
+                    "ORDER BY hpmag"}]],
     )

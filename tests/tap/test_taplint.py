@@ -20,10 +20,10 @@ from sciplat.tap.wiring import build_tap
 from tests.tap.conftest import fake_hub, serving
 from tests.tap.test_upload import targets, votable_bytes
 
-# every stage taplint 3.4.7 has; OBS/LOC/EXA only report that the service has no ObsCore or
-# ObsLocTAP table and no examples document (optional features, "F-" lines, not errors)
+# every stage taplint 3.4.7 has; OBS/LOC only report that the service has no ObsCore or
+# ObsLocTAP table (optional features, "F-" lines, not errors); EXA checks /examples
 STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ OBS LOC UPL EXA"
-NOT_OFFERED = ("F-LOC-NOTP-", "F-EXA-EXNO-")
+NOT_OFFERED = ("F-LOC-NOTP-",)
 ADA = "Bearer good-token"
 
 

@@ -1,4 +1,4 @@
-"""VOSI endpoints: ``/capabilities``, ``/availability``, ``/tables``."""
+"""VOSI and DALI endpoints: ``/capabilities``, ``/availability``, ``/tables``, ``/examples``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sciplat.tap.output import vosi
+from sciplat.tap.output.examples import examples_document
+from sciplat.tap.services.examples import example_ids, examples_for
 from sciplat.tap.wiring import TapServices
 
 _XML = "text/xml"
@@ -37,6 +39,14 @@ async def availability(request: Request) -> Response:
     except Exception as exc:  # any failure means "not available"; the note says which
         return Response(vosi.availability(False, f"catalogue unreadable: {exc}"), media_type=_XML)
     return Response(vosi.availability(True, f"{tables} tables"), media_type=_XML)
+
+
+async def examples(request: Request) -> Response:
+    """The DALI examples document: queries made for the loaded catalogues, and the operator's."""
+    services: TapServices = request.app.state.tap
+    found = examples_for(services.backend.catalogue(), services.config.examples)
+    text = examples_document(found, example_ids(found), "Example queries")
+    return Response(text, media_type="application/xhtml+xml")
 
 
 async def tables(request: Request) -> Response:

@@ -68,10 +68,16 @@ def capabilities(
         "</accessURL></interface></capability>\n"
         for name in ("capabilities", "availability", "tables")
     )
+    examples = (
+        '<capability standardID="ivo://ivoa.net/std/DALI#examples">'
+        '<interface xsi:type="vr:WebBrowser">'
+        f'<accessURL use="full">{_e(base_url)}/examples</accessURL></interface></capability>\n'
+    )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
-        f'{_XSI} {_VS} xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0">\n'
+        f'{_XSI} {_VS} xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0" '
+        'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0">\n'
         '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">\n'
         '<interface xsi:type="vs:ParamHTTP" role="std" version="1.1">'
         f'<accessURL use="base">{_e(base_url)}</accessURL></interface>\n'
@@ -84,7 +90,7 @@ def capabilities(
         f"<executionDuration>{duration}</executionDuration>\n"
         f'<outputLimit><default unit="row">{default_maxrec}</default>'
         f'<hard unit="row">{max_maxrec}</hard></outputLimit>\n{upload_limit}'
-        f"</capability>\n{vosi}</vosi:capabilities>\n"
+        f"</capability>\n{vosi}{examples}</vosi:capabilities>\n"
     )
 
 
