@@ -186,6 +186,19 @@ def test_a_job_over_its_memory_limit_fails_with_that_reason(jobs_platform: Platf
     assert "out of memory" in job["error"] and "512 MiB (size tiny)" in job["error"], job
 
 
+def test_a_job_past_its_timeout_is_stopped_with_that_reason(jobs_platform: Platform) -> None:
+    p = jobs_platform
+    token = p.token(p.add_user("slow"))
+    job = wait_done(p, token, submit(p, token, notebook=notebook("import time", "time.sleep(120)"),
+                                     timeout=3)["id"])  # fmt: skip
+    assert job["status"] == "failed"
+    assert "stopped after its timeout of 3 s" in job["error"], job
+    assert not job["cached"]
+    # nothing of it keeps running: its cgroup is gone
+    groups = Path(f"/sys/fs/cgroup/pids/sciplat-test-{p.run_id}")
+    assert not list(groups.glob(f"*job-{job['id']}*")), list(groups.iterdir())
+
+
 def test_other_users_cannot_read_or_cancel_a_job(jobs_platform: Platform) -> None:
     p = jobs_platform
     owner_token = p.token(p.add_user("owner"))
