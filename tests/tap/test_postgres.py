@@ -23,7 +23,7 @@ from sciplat.tap.errors import AdqlSyntaxError, QueryFailedError, UnknownTableEr
 from sciplat.tap.models.catalogue import ColumnInfo, SchemaInfo, SpatialIndex, TableInfo
 from sciplat.tap.storage.backend import QueryCancel
 from sciplat.tap.storage.postgres import PostgresBackend
-from sciplat.tap.storage.postgres_cancel import Watchdog
+from sciplat.tap.storage.watchdog import Watchdog
 from sciplat.tap.wiring import build_tap
 from tests.tap.conftest import PgDatabase, fake_hub
 

@@ -33,6 +33,7 @@ from sciplat.tap.models.catalogue import (
     TableInfo,
 )
 from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel, UploadData
+from sciplat.tap.storage.watchdog import Watchdog
 from sciplat.tap.tap_schema import SCHEMA, build_rows, read_catalogue, with_tap_schema
 
 _META = "sciplat_meta"
@@ -62,6 +63,8 @@ class DuckDBBackend(CatalogueBackend):
         self.row_group_size = row_group_size
         self._lock = threading.Lock()
         self._opened: tuple[str, duckdb.DuckDBPyConnection, Catalogue] | None = None
+        # one thread for all deadlines: a threading.Timer per query costs ~1 ms on a busy host
+        self._watchdog = Watchdog()
 
     @property
     def current(self) -> Path:
@@ -110,8 +113,7 @@ class DuckDBBackend(CatalogueBackend):
             timed_out.set()
             cursor.interrupt()
 
-        timer = threading.Timer(timeout, on_timeout)
-        timer.start()
+        deadline = self._watchdog.add(timeout, on_timeout)
         unregister = cancel.on_set(cursor.interrupt) if cancel is not None else None
         try:
             if cancel is not None and cancel.is_set:
@@ -131,7 +133,7 @@ class DuckDBBackend(CatalogueBackend):
         except duckdb.Error as exc:
             raise QueryFailedError(f"the database could not run the query: {_clean(exc)}") from exc
         finally:
-            timer.cancel()
+            self._watchdog.remove(deadline)
             if unregister is not None:
                 unregister()
             cursor.close()

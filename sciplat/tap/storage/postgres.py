@@ -42,7 +42,8 @@ from sciplat.tap.errors import CatalogueLoadError, QueryFailedError
 from sciplat.tap.models.catalogue import Catalogue, SchemaInfo, SpatialIndex, TableInfo
 from sciplat.tap.storage.backend import CatalogueBackend, QueryCancel, UploadData
 from sciplat.tap.storage.duckdb import prepare_table
-from sciplat.tap.storage.postgres_cancel import Canceller, Watchdog
+from sciplat.tap.storage.postgres_cancel import Canceller
+from sciplat.tap.storage.watchdog import Watchdog
 from sciplat.tap.tap_schema import (
     SCHEMA,
     TAP_SCHEMA_TABLES,
