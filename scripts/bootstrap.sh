@@ -14,7 +14,7 @@ command -v useradd >/dev/null || need+=(passwd)
 command -v git >/dev/null || need+=(git)
 if [ "$mode" = test ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
-  # taplint (the IVOA TAP validator) in tests/tap/test_async_taplint.py
+  # taplint (the IVOA TAP validator) in tests/tap/test_taplint.py
   command -v stilts >/dev/null || need+=(stilts)
   # the TAP tests run against the local PostgreSQL too: pgSphere, and q3c for the bench reference
   [ -e /usr/share/postgresql/15/extension/pg_sphere.control ] || need+=(postgresql-15-pgsphere)
