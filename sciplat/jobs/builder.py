@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sciplat.config import EnvironmentConfig, SizeConfig
 from sciplat.identity.models import User
-from sciplat.labs.builder import LOCALE
+from sciplat.labs.builder import user_environment
 from sciplat.labs.models import LabLimits, LabSpec
 
 
@@ -34,18 +34,7 @@ def build_job_spec(
 ) -> LabSpec:
     """The process spec of one job (nothing from the service's own environment reaches it)."""
     python = environment.path / "bin" / "python"
-    env = {
-        **LOCALE,
-        "PATH": f"{environment.path / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "USER": user.name,
-        "LOGNAME": user.name,
-        "SHELL": "/bin/bash",
-        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",  # noqa: S108 - the job's own tmpfs
-        "SCIPLAT_ENVIRONMENT": environment.name,
-        "SCIPLAT_SIZE": size.name,
-        "SCIPLAT_JOB_ID": job_id,
-    }
+    env = {**user_environment(user, home, environment, size), "SCIPLAT_JOB_ID": job_id}
     return LabSpec(
         user=user.name,
         server=job_server_name(job_id),

@@ -17,6 +17,26 @@ def server_command(environment: EnvironmentConfig) -> tuple[str, ...]:
     return (str(environment.path / "bin" / "jupyterhub-singleuser"),)
 
 
+def user_environment(
+    user: User, home: Path, environment: EnvironmentConfig, size: SizeConfig
+) -> dict[str, str]:
+    """The process environment of everything run as ``user`` (labs and notebook jobs): only
+    these variables, nothing inherited from the hub or a service."""
+    return {
+        **LOCALE,
+        "PATH": f"{environment.path / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "USER": user.name,
+        "LOGNAME": user.name,
+        "SHELL": "/bin/bash",
+        # runtime files (cookie secret, kernel connection files) on the process's private
+        # tmpfs, so it still starts when the home is full and the user can make room
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",  # noqa: S108 - the lab's own tmpfs
+        "SCIPLAT_ENVIRONMENT": environment.name,
+        "SCIPLAT_SIZE": size.name,
+    }
+
+
 def build_spec(
     *,
     user: User,
@@ -32,17 +52,7 @@ def build_spec(
 ) -> LabSpec:
     """Everything the backend needs, nothing from the hub's own environment."""
     env = {
-        **LOCALE,
-        "PATH": f"{environment.path / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "USER": user.name,
-        "LOGNAME": user.name,
-        "SHELL": "/bin/bash",
-        # runtime files (cookie secret, kernel connection files) on the lab's private tmpfs,
-        # so a lab still starts when its home is full and the user can make room
-        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",  # noqa: S108 - the lab's own tmpfs
-        "SCIPLAT_ENVIRONMENT": environment.name,
-        "SCIPLAT_SIZE": size.name,
+        **user_environment(user, home, environment, size),
         **{k: v for k, v in hub_env.items() if k.startswith(("JUPYTERHUB_", "JPY_"))},
     }
     return LabSpec(
