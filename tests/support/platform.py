@@ -292,13 +292,44 @@ class Platform:
         return dict(json.loads(r.text))
 
 
+UID_BASE, GID_BASE, BLOCK, BLOCKS = 400_000, 1_400_000, 1000, 500
+
+
+def free_block(run_root: Path) -> int:
+    """A UID/GID block (see :func:`platform_config`) that no host account or group and no
+    other live test platform uses, recorded in ``run_root/block``.
+
+    A random pick among 500 blocks is not enough: the platforms of one suite collide with
+    birthday odds (about 20 % for 15 of them), and then a finished platform's host group still
+    holds a GID the next one allocates ("GID ... is taken by host group ...")."""
+    TEST_STORAGE.mkdir(parents=True, exist_ok=True)
+    with open(TEST_STORAGE / ".blocks.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        taken = set()
+        for marker in TEST_STORAGE.glob("*/block"):
+            with contextlib.suppress(OSError, ValueError):
+                taken.add(int(marker.read_text()))
+        ids = [e.pw_uid for e in pwd.getpwall()] + [e.pw_gid for e in pwd.getpwall()]
+        ids += [g.gr_gid for g in grp.getgrall()]
+        for i in ids:
+            for base in (UID_BASE, GID_BASE):
+                if base <= i < base + BLOCK * BLOCKS:
+                    taken.add((i - base) // BLOCK)
+        free = [b for b in range(BLOCKS) if b not in taken]
+        if not free:
+            raise RuntimeError(f"no free test UID block: {len(taken)} of {BLOCKS} in use")
+        block = secrets.choice(free)
+        (run_root / "block").write_text(str(block))
+    return block
+
+
 def platform_config(root: Path, env_path: Path, ports: list[int], block: int) -> dict[str, Any]:
     """A config for tests: small sizes, the shared environment, a UID block of its own."""
     return {
         "auth": {"provider": "local", "local": {"max_failures": 3, "lockout_seconds": 60}},
         "identity": {
-            "uid_range": [400000 + block * 1000, 400000 + block * 1000 + 999],
-            "gid_range": [1400000 + block * 1000, 1400000 + block * 1000 + 999],
+            "uid_range": [UID_BASE + block * BLOCK, UID_BASE + (block + 1) * BLOCK - 1],
+            "gid_range": [GID_BASE + block * BLOCK, GID_BASE + (block + 1) * BLOCK - 1],
         },
         "sizes": [
             {"name": "tiny", "cpu": 0.5, "memory": "512MiB", "pids": 256, "default": True},
@@ -356,7 +387,7 @@ def running_platform(**overrides: Any) -> Iterator[Platform]:
     root.mkdir(parents=True, mode=0o755)
     os.chmod(TEST_STORAGE, 0o755)
     ports = free_ports(3)
-    config = platform_config(root, lab_environment(), ports, secrets.randbelow(500))
+    config = platform_config(root, lab_environment(), ports, free_block(root))
     for section, values in overrides.items():
         if isinstance(values, dict):
             config.setdefault(section, {}).update(values)
@@ -378,6 +409,7 @@ def running_platform(**overrides: Any) -> Iterator[Platform]:
             subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
         remove_test_cgroups(run_id)
+        remove_test_accounts()  # this run's, now that its storage is gone
         assert not left, f"sciplat down left mounts behind: {left}"
 
 
