@@ -155,6 +155,26 @@ def test_a_changed_cell_parameter_environment_or_input_runs_again(
     assert wait_done(p, token, job["id"])["status"] == "done"
     assert "1 2" in outputs(p, token, job["id"])
 
+    # a package the user installed (what `pip install --user` leaves) is imported by the
+    # kernel, so it is part of the environment: the same request runs again and sees it
+    env = Path(p.config["environments"][0]["path"])
+    version = next(env.glob("lib/python3*/site-packages")).parent.name
+    site = home / ".local" / "lib" / version / "site-packages"
+    (site / "userpkg-1.0.dist-info").mkdir(parents=True)
+    (site / "userpkg-1.0.dist-info" / "METADATA").write_text("Name: userpkg\nVersion: 1.0\n")
+    (site / "userpkg.py").write_text("VALUE = 'from the user site'\n")
+    for path in [home / ".local", *(home / ".local").rglob("*")]:
+        os.chown(path, uid_of(p, user), uid_of(p, user))
+    user_pkg = notebook("n = 1", "import userpkg\nprint(userpkg.VALUE)")
+    job = submit(p, token, notebook=user_pkg, parameters={"n": 1})
+    assert wait_done(p, token, job["id"])["status"] == "done"
+    assert submit(p, token, notebook=user_pkg, parameters={"n": 1})["cached"]
+    (site / "userpkg-1.0.dist-info").rename(site / "userpkg-1.1.dist-info")
+    job = submit(p, token, notebook=user_pkg, parameters={"n": 1})
+    assert not job["cached"]
+    assert wait_done(p, token, job["id"])["status"] == "done"
+    assert "from the user site" in outputs(p, token, job["id"])
+
     # opting out in the metadata: never cached; a failed run is never cached either
     no_cache = notebook("x = 1", "print(x)", sciplat={"cache": False})
     job = submit(p, token, notebook=no_cache)

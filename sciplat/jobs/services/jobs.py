@@ -143,7 +143,8 @@ class JobService:
                 for name in notebooks.declared_inputs(nb)
             }
             key = notebooks.cache_key(
-                notebooks.code_sources(nb), request.parameters, self.env_identity.of(env), inputs
+                notebooks.code_sources(nb), request.parameters, self.env_identity.of(env, home),
+                inputs,
             )
         now = self.clock()
         job = Job(
