@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sciplat.config import parse_config
+from sciplat.labs.kubernetes.backend import KubernetesBackend
+from sciplat.labs.kubernetes.builders.prepuller import build_prepuller
+from sciplat.labs.kubernetes.models import LabGroup, NamespaceQuota
+from sciplat.labs.kubernetes.storage.client import KubernetesApi
 from tests.deploy.conftest import Run, by_kind, named, render
+from tests.labs.kubernetes.conftest import lab_spec
+from tests.support.fake_kubernetes import FakeKubernetes
 
 WORKLOADS = ("Deployment", "DaemonSet")
 
@@ -91,11 +98,64 @@ def test_the_hub_role_holds_only_what_labs_need(objects_1000: list[dict[str, Any
     assert not any("*" in part for item in granted for part in item)
     resources = {resource for _, resource, _ in granted}
     assert resources == {"namespaces", "pods", "persistentvolumeclaims", "resourcequotas",
-                         "networkpolicies", "events", "pods/log"}  # fmt: skip
+                         "networkpolicies", "events", "pods/log", "secrets",
+                         "configmaps"}  # fmt: skip
     assert {verb for *_, verb in granted} == {"get", "list", "create", "update", "delete"}
     assert {verb for _, resource, verb in granted if resource == "events"} == {"list"}
     assert {verb for _, resource, verb in granted if resource == "pods/log"} == {"get"}
-    (prepuller,) = by_kind(objects_1000, "Role")
-    assert prepuller["rules"] == [
+    # secrets and config maps are only written, never read or listed, in any namespace
+    for kind in ("secrets", "configmaps"):
+        assert {verb for _, resource, verb in granted if resource == kind} == {"create", "update"}
+    roles = {role["metadata"]["name"]: role for role in by_kind(objects_1000, "Role")}
+    assert roles["t-sciplat-hub-prepuller"]["rules"] == [
         {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "create", "update"]}
     ]
+    # the one secret the hub reads: the pull secret's original, by name, in its namespace
+    pull = roles["t-sciplat-hub-pull-secrets"]
+    assert pull["metadata"]["namespace"] == "sciplat"
+    assert pull["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                              "resourceNames": ["registry-credentials"]}]  # fmt: skip
+    assert len(roles) == 2
+
+
+async def test_every_call_the_backend_makes_is_granted(objects_1000: list[dict[str, Any]]) -> None:
+    """A lab start and stop, and a prepuller sync, of the 1,000-user site against the fake API
+    server: each request, as (namespace, resource, verb, name), is allowed by the chart's
+    ClusterRole or by a Role of that namespace (with its resourceNames)."""
+    (config_map,) = by_kind(objects_1000, "ConfigMap")
+    site = parse_config(config_map["data"]["sciplat.yaml"]).kubernetes
+    config = site.model_copy(update={"poll_seconds": 0.001})
+    rules = [("", r) for r in by_kind(objects_1000, "ClusterRole")[0]["rules"]]
+    rules += [(role["metadata"]["namespace"], r) for role in by_kind(objects_1000, "Role")
+              for r in role["rules"]]  # fmt: skip
+
+    def allowed(namespace: str, resource: str, verb: str, name: str) -> bool:
+        return any(
+            where in ("", namespace) and resource in rule["resources"] and verb in rule["verbs"]
+            and name in rule.get("resourceNames", [name]) for where, rule in rules
+        )  # fmt: skip
+
+    async with FakeKubernetes() as fake:
+        fake.add({"kind": "Namespace", "metadata": {"name": "sciplat"}}, {"phase": "Active"})
+        for name in config.image.pull_secrets:
+            meta = {"name": name, "namespace": "sciplat"}
+            fake.add({"kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                      "data": {"a": "b"}, "metadata": meta})  # fmt: skip
+        api = KubernetesApi.for_host(fake.url)
+        backend = KubernetesBackend(config, api, lambda user: NamespaceQuota(pods=1),
+                                    groups_of=lambda user: [LabGroup("astro", 300001)])  # fmt: skip
+        state = await backend.start(lab_spec("user0001"), lambda percent, line: None)
+        fake.terminate_pod(state.extra["kubernetes"]["namespace"], "lab", 1, "Error")
+        await backend.poll(state)  # reads the log of the ended lab
+        await backend.stop(state)
+        for _ in range(2):
+            await api.apply(build_prepuller(config, ["registry.example.org/l:a"]))
+        await api.close()
+    verbs = {"POST": "create", "PUT": "update", "DELETE": "delete"}
+    seen = set()
+    for call in fake.calls:
+        verb = verbs.get(call.method) or ("get" if call.name else "list")
+        seen.add((call.plural, verb))
+        assert allowed(call.namespace, call.plural, verb, call.name), f"not granted: {call}"
+    assert {("secrets", "get"), ("secrets", "create"), ("configmaps", "create"),
+            ("daemonsets", "update"), ("pods/log", "get")} <= seen  # fmt: skip

@@ -33,6 +33,8 @@ PLURALS = {
     "ResourceQuota": "resourcequotas",
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "Pod": "pods",
+    "Secret": "secrets",
+    "ConfigMap": "configmaps",
     "Event": "events",
     "NetworkPolicy": "networkpolicies",
     "DaemonSet": "daemonsets",

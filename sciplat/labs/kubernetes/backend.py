@@ -1,7 +1,8 @@
 """The Kubernetes lab backend: one namespace per user, a lab pod per server.
 
-A start is a series of idempotent steps (namespace, quota, network policy, claims, pod,
-running), each recorded in a :class:`Checkpoint` kept in ``LabState.extra["kubernetes"]``.
+A start is a series of idempotent steps (namespace, pull secrets, quota, network policy,
+passwd/group ConfigMap, claims, pod, running), each recorded in a :class:`Checkpoint` kept
+in ``LabState.extra["kubernetes"]``.
 Every object has a name computed from (user, server) alone, so a start after a hub restart
 adopts what an interrupted start left (a running pod with the same image and size is
 re-attached, a stale one replaced), and ``stop`` works from any checkpoint. A start that fails
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sciplat.errors import LabError
 from sciplat.labs.backend import LabBackend, Progress
@@ -29,19 +30,30 @@ from sciplat.labs.kubernetes.builders.common import (
     USER_KEY,
 )
 from sciplat.labs.kubernetes.config import KubernetesConfig
-from sciplat.labs.kubernetes.models import Checkpoint, KubeObject, NamespaceQuota
+from sciplat.labs.kubernetes.models import Checkpoint, KubeObject, LabGroup, NamespaceQuota
+from sciplat.labs.kubernetes.pull_secrets import copy_pull_secrets
 from sciplat.labs.kubernetes.storage.client import KubernetesApi, KubernetesApiError
 from sciplat.labs.models import LabSpec, LabState, LabUsage
 
 log = logging.getLogger(__name__)
 
 EXTRA_KEY = "kubernetes"
+#: a start's steps, in order (Checkpoint.steps)
+STEPS = (
+    "namespace", "pull-secrets", "quota", "network-policy", "nss", "claims", "pod", "running"
+)  # fmt: skip
 #: progress lines kept for error pages (log_tail)
 _KEPT_LINES = 12
 
 
+#: a user's groups by name, GID and whether they have a directory (group_storage not 0)
+GroupsOf = Callable[[str], Sequence[LabGroup]]
+
+
 class KubernetesBackend(LabBackend):
-    """See the module docstring. ``quota_for(user)`` gives the user's namespace quota."""
+    """See the module docstring. ``quota_for(user)`` gives the user's namespace quota,
+    ``groups_of(user)`` their groups (see :data:`GroupsOf`; None: only the GIDs of the lab
+    spec are known, so /etc/group names them ``gGID`` and no group directory is mounted)."""
 
     name = "kubernetes"
     host_storage = False  # homes are the config's volumes, mounted into the pod
@@ -52,11 +64,13 @@ class KubernetesBackend(LabBackend):
         api: KubernetesApi,
         quota_for: Callable[[str], NamespaceQuota],
         clock: Callable[[], float] = time.monotonic,
+        groups_of: GroupsOf | None = None,
     ) -> None:
         self.config = config
         self.api = api
         self.quota_for = quota_for
         self.clock = clock
+        self.groups_of = groups_of
 
     # -- start --------------------------------------------------------------------------------
     async def start(self, spec: LabSpec, progress: Progress) -> LabState:
@@ -67,9 +81,12 @@ class KubernetesBackend(LabBackend):
                 be pulled, a lab that ended or did not run in time; the message says what to do.
         """
         quota = await asyncio.to_thread(self.quota_for, spec.user)
+        groups: Sequence[LabGroup] = ()
+        if self.groups_of is not None:
+            groups = await asyncio.to_thread(self.groups_of, spec.user)
         try:
-            objects = lab_objects(self.config, spec, quota)
-        except ValueError as err:  # a UID or GID of 0: labs never run as root
+            objects = lab_objects(self.config, spec, quota, groups)
+        except ValueError as err:  # a UID or GID of 0 (never root), a name passwd cannot hold
             raise LabError(f"Your lab cannot start: {err}. Tell an administrator.") from err
         point = Checkpoint(
             namespace=objects.namespace["metadata"]["name"],
@@ -84,14 +101,19 @@ class KubernetesBackend(LabBackend):
         try:
             await self._namespace(objects.namespace, point, say)
             say(35, f"Namespace {point.namespace} ready")
+            await self._pull_secrets(point, spec.user)
+            point.steps.append("pull-secrets")
             await self._apply(objects.quota, "quota")
             point.steps.append("quota")
             await self._apply(objects.network_policy, "network policy")
             point.steps.append("network-policy")
+            await self._apply(objects.nss, "user and group entries")
+            point.steps.append("nss")
             for claim in objects.claims:
                 await self._create(claim, f"storage claim {claim['metadata']['name']}", keep=True)
             point.steps.append("claims")
             say(45, f"Quota, network policy and {len(objects.claims)} storage claim(s) in place")
+            say(45, messages.pids_note(spec.size, spec.limits.pids))
             await self._pod(objects.pod, point, say)
             point.steps.append("pod")
             pod = await self._wait_running(point, spec, say)
@@ -147,11 +169,17 @@ class KubernetesBackend(LabBackend):
 
     async def _apply(self, obj: KubeObject, what: str) -> None:
         """Create ``obj``, or replace the one there (the config or the quota may have changed)."""
-        if await self._create(obj, what, keep=True):
-            return
         try:
-            await self.api.replace(obj)
+            await self.api.apply(obj)
         except KubernetesApiError as err:
+            raise LabError(messages.refused_message(err.status, err.detail, what)) from err
+
+    async def _pull_secrets(self, point: Checkpoint, user: str) -> None:
+        """Copy the image pull secrets into the user's namespace (the pod names them)."""
+        try:
+            await copy_pull_secrets(self.api, self.config, point.namespace, user)
+        except KubernetesApiError as err:
+            what = "copy of the image pull secrets"
             raise LabError(messages.refused_message(err.status, err.detail, what)) from err
 
     async def _read(self, kind: str, namespace: str, name: str) -> KubeObject | None:
@@ -358,7 +386,7 @@ def _state_of(pod: KubeObject) -> LabState:
         namespace=str(meta["namespace"]),
         pod=str(meta["name"]),
         image=str(notes.get(IMAGE_KEY, "")),
-        steps=["namespace", "quota", "network-policy", "claims", "pod"] + ["running"] * running,
+        steps=[*STEPS[:-1], *["running"] * running],
     )
     return LabState(
         backend=KubernetesBackend.name,

@@ -7,7 +7,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sciplat.configbase import Bytes, OptionalBytes
 from sciplat.configbase import Section as _Section
@@ -15,6 +15,8 @@ from sciplat.naming import DNS_LABEL_PATTERN
 
 Kind = Literal["release", "weekly", "daily", "experimental"]
 _DEFAULT_KEEP: dict[Kind, int] = {"weekly": 78, "daily": 30, "experimental": 50}
+#: volume names the pod builder uses itself
+RESERVED_VOLUMES = frozenset({"tmp", "nss", "groups"})
 #: Label keys and values as Kubernetes accepts them (prefix/name, at most 63 per part).
 Labels = dict[str, str]
 
@@ -110,6 +112,88 @@ class KubeVolume(_Section):
         return self
 
 
+class GroupDirectories(_Section):
+    """Where the user's groups' shared directories live, so a lab shows each of them at
+    ``{home}/groups/<group>`` as the local backend does: one volume (an NFS export or, on test
+    clusters, a host directory) holding a directory per group, mounted once per group with
+    ``sub_path``. A group whose ``group_storage`` quota is 0 gets no directory. The platform
+    does not create these directories: each must exist, owned by the group's GID, mode 2770."""
+
+    kind: Literal["nfs", "host_path"] = Field(
+        description="NFS export, or host directory (test clusters only)."
+    )
+    server: str = Field("", description="NFS server (nfs).", examples=["nfs.example.org"])
+    path: str = Field(
+        description="The exported path (nfs) or host directory holding one directory per group.",
+        examples=["/export/groups"],
+    )
+    sub_path: str = Field(
+        "{group}",
+        description="Each group's directory below path; {group} is the group's name.",
+        examples=["{group}", "projects/{group}"],
+    )
+    mount_path: str = Field(
+        "{home}/groups/{group}",
+        description="Where each group's directory appears in the lab ({home}, {group}).",
+        examples=["{home}/groups/{group}"],
+    )
+    read_only: bool = Field(False, description="Whether members may only read them.")
+
+    @model_validator(mode="after")
+    def _paths(self) -> GroupDirectories:
+        if "{group}" not in self.mount_path or not self.mount_path.startswith(("/", "{home}")):
+            raise ValueError(
+                f"mount_path {self.mount_path!r} must be absolute (or start {{home}}) and "
+                "hold {group}"
+            )
+        parts = self.sub_path.split("/")
+        if "{group}" not in self.sub_path or self.sub_path.startswith("/") or ".." in parts:
+            raise ValueError(
+                f"sub_path {self.sub_path!r} must be relative, without '..', and hold {{group}}"
+            )
+        if not self.path.startswith("/"):
+            raise ValueError(f"path {self.path!r} must be absolute")
+        if self.kind == "nfs" and not self.server:
+            raise ValueError("group_directories is nfs: give the server")
+        return self
+
+
+class NssFiles(_Section):
+    """The lab's ``/etc/passwd`` and ``/etc/group``: the image's own entries plus the user's
+    (name, UID, GID, home) and their groups with the platform's GIDs, from a ConfigMap in
+    the user's namespace, so ``whoami``, ``id``, ``ls -l`` and ``pip install --user`` work
+    for a UID the image does not know."""
+
+    base_passwd: str = Field(
+        "",
+        description=(
+            "The image's /etc/passwd lines; empty: those of the sciplat lab image (Debian 12's "
+            "base accounts and lab)."
+        ),
+        examples=[
+            "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
+        ],
+    )
+    base_group: str = Field(
+        "",
+        description="The image's /etc/group lines; empty: those of the sciplat lab image.",
+        examples=["root:x:0:\nnogroup:x:65534:\n"],
+    )
+
+    @field_validator("base_passwd", "base_group")
+    @classmethod
+    def _lines(cls, value: str, info: ValidationInfo) -> str:
+        what, fields = ("passwd", 7) if info.field_name == "base_passwd" else ("group", 4)
+        for number, line in enumerate(value.splitlines(), 1):
+            parts = line.split(":")
+            if line and (len(parts) != fields or not parts[2].isdigit()):
+                raise ValueError(
+                    f"line {number} ({line!r}) is not a {what} entry: it needs "
+                    f"{fields} fields separated by ':' with a numeric id third"
+                )
+        return value
+
+
 class LabImage(_Section):
     """The lab image: one repository, one tag per environment (the environment's name)."""
 
@@ -129,7 +213,11 @@ class LabImage(_Section):
     )
     pull_secrets: list[str] = Field(
         default_factory=list,
-        description="Secrets (in each user namespace) with registry credentials.",
+        description=(
+            "Secrets with registry credentials (type kubernetes.io/dockerconfigjson) in "
+            "kubernetes.platform_namespace; each lab start copies them into the user's namespace "
+            "(and the prepuller's, if that differs) and the pods name them in imagePullSecrets."
+        ),
         examples=[["registry-credentials"]],
     )
     prefix: Path = Field(
@@ -189,6 +277,12 @@ class KubernetesConfig(_Section):
         description="kubeconfig file of the cluster; empty: the in-cluster service account.",
         examples=["/etc/sciplat/kubeconfig"],
     )
+    platform_namespace: str = Field(
+        "sciplat",
+        pattern=DNS_LABEL_PATTERN,
+        description="The platform's own namespace (the hub's): where image.pull_secrets are read.",
+        examples=["sciplat"],
+    )
     image: LabImage = Field(default_factory=LabImage)
     node_selector: Labels = Field(
         default_factory=dict,
@@ -204,6 +298,11 @@ class KubernetesConfig(_Section):
         ],
         description="What is mounted into every lab; one of them should be the home.",
     )
+    group_directories: GroupDirectories | None = Field(
+        None,
+        description="The groups' shared directories (at ~/groups/<group>); none: not offered.",
+    )
+    nss: NssFiles = Field(default_factory=NssFiles)
     hub: PeerSelector = Field(
         default_factory=lambda: PeerSelector(
             namespace_labels={"kubernetes.io/metadata.name": "sciplat"},
@@ -241,6 +340,10 @@ class KubernetesConfig(_Section):
     @classmethod
     def _unique_volumes(cls, volumes: list[KubeVolume]) -> list[KubeVolume]:
         names = [v.name for v in volumes]
-        if "tmp" in names or len(set(names)) != len(names):
-            raise ValueError("volume names must be unique and not 'tmp' (the lab's /tmp)")
+        reserved = ", ".join(sorted(RESERVED_VOLUMES.intersection(names)))
+        if reserved or len(set(names)) != len(names):
+            raise ValueError(
+                "volume names must be unique and not tmp, nss or groups (the lab's /tmp, "
+                f"/etc/passwd and group directories); got {', '.join(names)}"
+            )
         return volumes

@@ -9,6 +9,7 @@ from sciplat.config import EnvironmentConfig
 from sciplat.labs.kubernetes.builders.prepuller import build_prepuller
 from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.labs.kubernetes.models import KubeObject
+from sciplat.labs.kubernetes.pull_secrets import PullSecretError, copy_pull_secrets
 from sciplat.labs.kubernetes.registry import environments_from_tags
 from sciplat.labs.kubernetes.storage.client import KubernetesApi, KubernetesApiError
 from sciplat.labs.kubernetes.storage.registry import RegistryClient, RegistryError
@@ -62,7 +63,7 @@ class ImageCatalog:
         try:
             await self.refresh()
             await self.sync_prepuller()
-        except (RegistryError, KubernetesApiError) as err:
+        except (RegistryError, KubernetesApiError, PullSecretError) as err:
             log.warning("lab images not updated: %s", err.message)
             return False
         return True
@@ -81,15 +82,14 @@ class ImageCatalog:
 
         Raises:
             KubernetesApiError: the API refused (e.g. the namespace does not exist).
+            PullSecretError: a pull secret to copy into the prepuller's namespace is missing.
         """
         images = self.prepull_images()
         if not self.config.prepuller.enabled or not images:
             return None
-        daemonset = build_prepuller(self.config, images)
-        try:
-            return await self.api.create(daemonset)
-        except KubernetesApiError as err:
-            if err.status != 409:
-                raise
-        log.info("prepuller now pulls %s", ", ".join(images))
-        return await self.api.replace(daemonset)
+        if self.config.prepuller.namespace != self.config.platform_namespace:
+            # the DaemonSet's pods name the pull secrets, which must be in their namespace
+            await copy_pull_secrets(self.api, self.config, self.config.prepuller.namespace)
+        made = await self.api.apply(build_prepuller(self.config, images))
+        log.info("prepuller pulls %s", ", ".join(images))
+        return made

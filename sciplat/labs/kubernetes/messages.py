@@ -35,6 +35,15 @@ def refused_message(status: int, detail: str, what: str) -> str:
     )
 
 
+def pids_note(size: str, pids: int) -> str:
+    """The spawn log's line on the size's process limit, which pods cannot have: Kubernetes
+    limits processes per pod only node-wide (the kubelet's ``podPidsLimit``)."""
+    return (
+        f"Size {size}'s limit of {pids} processes is not applied on Kubernetes: this lab has "
+        "the limit the cluster's nodes set for every pod (the kubelet's podPidsLimit)"
+    )
+
+
 def waiting_problem(pod: KubeObject, environment: str) -> str | None:
     """A message if the lab container is stuck for a reason waiting will not cure."""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:

@@ -20,17 +20,32 @@ class NamespaceQuota:
 
 
 @dataclass(frozen=True)
+class LabGroup:
+    """One of the user's groups: its name (as in /etc/group and ~/groups/<name>), its GID,
+    and whether it has a shared directory (False when its ``group_storage`` quota is 0)."""
+
+    name: str
+    gid: int
+    directory: bool = True
+
+
+@dataclass(frozen=True)
 class LabObjects:
-    """Everything one lab needs, in the order it is created."""
+    """Everything one lab needs that follows from the config and the user, in the order it
+    is created (the copies of the image pull secrets come from the cluster, so they are made
+    apart: :func:`sciplat.labs.kubernetes.builders.secrets.build_pull_secret`)."""
 
     namespace: KubeObject
     quota: KubeObject
     network_policy: KubeObject
+    nss: KubeObject
     claims: tuple[KubeObject, ...]
     pod: KubeObject
 
     def all(self) -> list[KubeObject]:
-        return [self.namespace, self.quota, self.network_policy, *self.claims, self.pod]
+        return [
+            self.namespace, self.quota, self.network_policy, self.nss, *self.claims, self.pod
+        ]  # fmt: skip
 
 
 @dataclass
@@ -40,7 +55,8 @@ class Checkpoint:
     namespace: str
     pod: str
     image: str
-    #: steps done, in order: namespace, quota, network-policy, claims, pod, running
+    #: steps done, in order: namespace, pull-secrets, quota, network-policy, nss, claims, pod,
+    #: running
     steps: list[str] = field(default_factory=list)
     #: whether this start made the namespace (so a failed start removes it again)
     created_namespace: bool = False

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sciplat.labs.kubernetes.backend import KubernetesBackend
+from sciplat.identity.models import User
+from sciplat.labs.kubernetes.backend import GroupsOf, KubernetesBackend
 from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.labs.kubernetes.images import ImageCatalog
-from sciplat.labs.kubernetes.models import NamespaceQuota
+from sciplat.labs.kubernetes.models import LabGroup, NamespaceQuota
 from sciplat.labs.kubernetes.storage.client import KubernetesApi
 
 #: a user's effective limits by quota key (None: unlimited), e.g. from QuotaService
@@ -35,11 +36,21 @@ def namespace_quota(limits: Limits, claims: int) -> NamespaceQuota:
     )
 
 
+def lab_groups(user: User, group_limit_of: Callable[[str], int | None]) -> list[LabGroup]:
+    """``user``'s groups as labs see them: name, GID, and a directory unless the group's
+    ``group_storage`` (``group_limit_of(name)``, bytes or None) is 0, as on local labs."""
+    return [LabGroup(g.name, g.gid, group_limit_of(g.name) != 0) for g in user.groups]
+
+
 def build_kubernetes(
-    config: KubernetesConfig, limits_of: Callable[[str], Limits]
+    config: KubernetesConfig,
+    limits_of: Callable[[str], Limits],
+    groups_of: GroupsOf | None = None,
 ) -> KubernetesServices:
     """The API client, the lab backend and the image catalog; ``limits_of(user)`` gives the
-    user's effective limits (the same resolver as for local labs)."""
+    user's effective limits (the same resolver as for local labs), ``groups_of(user)`` their
+    groups (:func:`lab_groups`); without it /etc/group names groups by GID and no group
+    directory is mounted."""
     api = KubernetesApi(kubeconfig=config.kubeconfig)
     claims = sum(v.kind == "pvc" for v in config.volumes)
 
@@ -48,6 +59,6 @@ def build_kubernetes(
 
     return KubernetesServices(
         api=api,
-        backend=KubernetesBackend(config, api, quota_for),
+        backend=KubernetesBackend(config, api, quota_for, groups_of=groups_of),
         images=ImageCatalog.from_config(config, api),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sciplat.labs.kubernetes.config import KubernetesConfig
+from sciplat.labs.kubernetes.models import LabGroup
 from sciplat.labs.models import LabLimits, LabSpec
 
 #: the section as an operator would write it in sciplat.yaml
@@ -41,7 +42,12 @@ FULL_SECTION = {
         {"name": "catalogue-db", "cidr": "10.20.0.0/16", "ports": [5432]},
     ],
     "tmp_size": "2GiB",
+    "group_directories": {"kind": "nfs", "server": "nfs.example.org", "path": "/export/groups"},
 }  # fmt: skip
+#: alice's groups: two with a shared directory, one whose group_storage quota is 0
+GROUPS = (
+    LabGroup("astro", 300001), LabGroup("survey", 300002), LabGroup("archive", 300003, False)
+)  # fmt: skip
 
 
 def full_config(**changes: object) -> KubernetesConfig:
@@ -54,7 +60,7 @@ def lab_spec(user: str = "alice", server: str = "", **changes: object) -> LabSpe
         "server": server,
         "uid": 200001,
         "gid": 200001,
-        "groups": (300002, 300001),
+        "groups": (300002, 300001, 300003),
         "home": Path(f"/home/{user}"),
         "environment": "w_2026_47",
         "size": "medium",

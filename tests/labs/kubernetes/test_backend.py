@@ -14,12 +14,12 @@ from sciplat.errors import LabError
 from sciplat.labs.kubernetes.backend import KubernetesBackend
 from sciplat.labs.kubernetes.builders import lab_objects
 from sciplat.labs.kubernetes.config import KubernetesConfig
-from sciplat.labs.kubernetes.models import NamespaceQuota
+from sciplat.labs.kubernetes.models import LabGroup, NamespaceQuota
 from sciplat.labs.kubernetes.storage.client import KubernetesApi
 from sciplat.labs.models import LabState
-from tests.labs.kubernetes.conftest import full_config, lab_spec
+from tests.labs.kubernetes.conftest import GROUPS, full_config, lab_spec
 from tests.support.clock import Clock
-from tests.support.fake_kubernetes import FakeKubernetes
+from tests.support.fake_kubernetes import Call, FakeKubernetes
 
 NS = "sp-alice"
 IMAGE = "registry.example.org/sciplat/lab:w_2026_47"
@@ -36,16 +36,29 @@ class Lines:
         return "\n".join(line for _, line in self.seen)
 
 
+def with_pull_secret(fake: FakeKubernetes, data: str = "eyJhdXRocyI6e319") -> FakeKubernetes:
+    """The platform's namespace holding the pull secret full_config() names."""
+    if fake.get("Namespace", "", "sciplat") is None:
+        fake.add({"kind": "Namespace", "metadata": {"name": "sciplat"}}, {"phase": "Active"})
+    fake.add({"kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+              "metadata": {"name": "registry-credentials", "namespace": "sciplat"},
+              "data": {".dockerconfigjson": data}})  # fmt: skip
+    return fake
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeKubernetes]:
     async with FakeKubernetes() as server:
-        yield server
+        yield with_pull_secret(server)
 
 
 def make_backend(fake: FakeKubernetes, config: KubernetesConfig | None = None) -> KubernetesBackend:
     config = config or full_config(poll_seconds=0.001)
     return KubernetesBackend(
-        config, KubernetesApi.for_host(fake.url), lambda user: NamespaceQuota(4, 2**34, 2, 1)
+        config,
+        KubernetesApi.for_host(fake.url),
+        lambda user: NamespaceQuota(4, 2**34, 2, 1),
+        groups_of=lambda user: GROUPS,
     )
 
 
@@ -65,9 +78,11 @@ async def test_spawn_creates_every_object_and_reports_pod_events(
     assert state.ip.startswith("10.1.0.")
     assert state.port == 41234
     assert state.extra["kubernetes"]["steps"] == [
-        "namespace", "quota", "network-policy", "claims", "pod", "running"
+        "namespace", "pull-secrets", "quota", "network-policy", "nss", "claims", "pod", "running"
     ]  # fmt: skip
-    assert fake.names("Namespace") == [NS]
+    assert fake.names("Namespace") == ["sciplat", NS]
+    assert fake.names("Secret", NS) == ["registry-credentials"]
+    assert fake.names("ConfigMap", NS) == ["sciplat-nss"]
     assert fake.names("ResourceQuota", NS) == ["sciplat-quota"]
     assert fake.names("NetworkPolicy", NS) == ["sciplat-labs"]
     assert fake.names("PersistentVolumeClaim", NS) == ["home"]
@@ -107,7 +122,7 @@ async def test_stop_removes_the_namespace_when_nothing_in_it_persists(
     await backend.stop(first)
     assert fake.names("Pod", NS) == ["lab-big"], "the other lab keeps the namespace"
     await backend.stop(second, now=True)
-    assert fake.names("Namespace") == []
+    assert fake.names("Namespace") == ["sciplat"]
     await backend.api.close()
 
 
@@ -149,7 +164,8 @@ async def test_a_foreign_namespace_of_the_same_name_is_left_alone(
     with pytest.raises(LabError, match="not made by the platform"):
         await backend.start(lab_spec(), Lines())
     assert fake.names("Pod", NS) == []
-    assert fake.names("Namespace") == [NS]
+    assert fake.names("Secret", NS) == [], "not even the pull secret is copied there"
+    assert fake.names("Namespace") == ["sciplat", NS]
 
 
 async def test_an_unpullable_image_is_explained_and_the_new_namespace_removed(
@@ -160,7 +176,7 @@ async def test_an_unpullable_image_is_explained_and_the_new_namespace_removed(
         await backend.start(lab_spec(), Lines())
     assert "w_2026_47" in caught.value.message
     assert "Pick another environment" in caught.value.message
-    assert fake.names("Namespace") == []
+    assert fake.names("Namespace") == ["sciplat"]
 
 
 async def test_a_quota_refusal_is_explained_and_an_older_namespace_kept(
@@ -196,7 +212,7 @@ async def test_no_room_on_any_node_times_out_with_advice(fake: FakeKubernetes) -
         await backend.start(lab_spec(), progress)
     assert "Insufficient cpu" in caught.value.message
     assert "FailedScheduling" in lines.text()
-    assert fake.names("Namespace") == []
+    assert fake.names("Namespace") == ["sciplat"]
     await backend.api.close()
 
 
@@ -229,17 +245,24 @@ async def test_a_state_of_another_backend_is_refused(backend: KubernetesBackend)
         await backend.poll(state)
 
 
+calls_of_a_start: list[Call] = []
+
+
 async def _calls_of_a_clean_start(config: KubernetesConfig) -> tuple[int, int]:
     async with FakeKubernetes() as fake:
-        backend = make_backend(fake, config)
+        backend = make_backend(with_pull_secret(fake), config)
         state = await backend.start(lab_spec(), Lines())
         starting = len(fake.calls)
+        calls_of_a_start[:] = fake.calls
         await backend.stop(state)
         await backend.api.close()
         return starting, len(fake.calls) - starting
 
 
-fake_calls_note = "a start reads and creates the namespace, quota, policy, claims and pod"
+fake_calls_note = (
+    "a start reads and creates the namespace, pull secret, quota, policy, passwd/group, claims "
+    "and pod"
+)
 
 
 @pytest.mark.parametrize("volumes", ["pvc", "none"])
@@ -252,12 +275,17 @@ async def test_a_failure_in_any_api_call_of_a_start_leaves_nothing_behind(volume
         changes["volumes"] = []
     config = full_config(**changes)
     starting, _ = await _calls_of_a_clean_start(config)
-    assert starting >= 8, fake_calls_note
+    assert starting >= 11, fake_calls_note
+    assert {
+        "GET secrets sciplat/registry-credentials",
+        "POST secrets sp-alice",
+        "POST configmaps sp-alice",
+    } <= set(map(str, calls_of_a_start)), fake_calls_note
     outcomes = []
     for nth in range(starting):
         async with FakeKubernetes() as fake:
             fake.fail(500, nth=nth, message="etcdserver: request timed out")
-            backend = make_backend(fake, config)
+            backend = make_backend(with_pull_secret(fake), config)
             message = ""
             try:
                 await backend.start(lab_spec(), Lines())
@@ -267,7 +295,7 @@ async def test_a_failure_in_any_api_call_of_a_start_leaves_nothing_behind(volume
             if message:
                 assert "Try again" in message
                 assert fake.names("Pod", NS) == [], f"call {nth} ({fake.calls[nth]}) left a pod"
-                assert fake.names("Namespace") == [], f"call {nth} left a namespace"
+                assert fake.names("Namespace") == ["sciplat"], f"call {nth} left a namespace"
             state = await backend.start(lab_spec(), Lines())
             await backend.stop(state)
             assert fake.names("Pod", NS) == []
@@ -281,7 +309,7 @@ async def test_a_failure_in_any_api_call_of_a_stop_can_be_retried() -> None:
     starting, stopping = await _calls_of_a_clean_start(config)
     for nth in range(starting, starting + stopping):
         async with FakeKubernetes() as fake:
-            backend = make_backend(fake, config)
+            backend = make_backend(with_pull_secret(fake), config)
             state = await backend.start(lab_spec(), Lines())
             fake.fail(503, nth=nth, reason="ServiceUnavailable")
             message = "Try again"
@@ -292,7 +320,7 @@ async def test_a_failure_in_any_api_call_of_a_stop_can_be_retried() -> None:
             assert "Try again" in message
             await backend.stop(state)
             assert fake.names("Pod", NS) == []
-            assert fake.names("Namespace") == []
+            assert fake.names("Namespace") == ["sciplat"]
             await backend.api.close()
 
 
@@ -321,7 +349,7 @@ async def test_stop_works_from_any_checkpoint(fake: FakeKubernetes, steps: list[
     partial = {"namespace": NS, "pod": "lab", "image": IMAGE, "steps": steps}
     state = LabState("kubernetes", "alice", 0, 0, "", 0, "", extra={"kubernetes": partial})
     await backend.stop(state)
-    assert fake.names("Namespace") == []
+    assert fake.names("Namespace") == ["sciplat"]
     await backend.stop(state)
     await backend.api.close()
 
@@ -337,7 +365,7 @@ async def test_a_cancelled_start_removes_what_it_made(
 
     with pytest.raises(asyncio.CancelledError):
         await backend.start(lab_spec(), cancel_at_pulling)
-    assert fake.names("Namespace") == []
+    assert fake.names("Namespace") == ["sciplat"]
 
 
 async def test_a_lab_that_exits_while_starting_shows_its_log(
@@ -353,7 +381,7 @@ async def test_a_lab_that_exits_while_starting_shows_its_log(
     ) as caught:
         await backend.start(lab_spec(), crash_at_pulling)
     assert caught.value.log_tail.endswith("ModuleNotFoundError: No module named 'x'")
-    assert fake.names("Namespace") == []
+    assert fake.names("Namespace") == ["sciplat"]
 
 
 async def test_every_lab_in_the_cluster_can_be_found_and_stopped(
@@ -381,3 +409,107 @@ async def test_a_root_lab_is_refused_before_anything_is_made(
     with pytest.raises(LabError, match="must not be 0"):
         await backend.start(lab_spec(uid=0), Lines())
     assert fake.calls == []
+
+
+async def test_spawn_copies_the_pull_secret_writes_passwd_and_mounts_group_directories(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    lines = Lines()
+    await backend.start(lab_spec(), lines)
+    source = fake.get("Secret", "sciplat", "registry-credentials")
+    copy = fake.get("Secret", NS, "registry-credentials")
+    assert source is not None and copy is not None
+    assert (copy["type"], copy["data"]) == (source["type"], source["data"])
+    assert copy["metadata"]["labels"]["sciplat.io/user"] == "alice"
+    pod = fake.get("Pod", NS, "lab")
+    assert pod is not None
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    nss = fake.get("ConfigMap", NS, "sciplat-nss")
+    assert nss is not None
+    assert "alice:x:200001:200001::/home/alice:/bin/bash" in nss["data"]["passwd"].splitlines()
+    assert "astro:x:300001:alice" in nss["data"]["group"].splitlines()
+    mounts = {m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert {"/etc/passwd", "/etc/group", "/home/alice/groups/astro"} <= mounts
+    assert "/home/alice/groups/survey" in mounts
+    assert "/home/alice/groups/archive" not in mounts, "its group_storage is 0"
+    assert "limit of 1024 processes is not applied on Kubernetes" in lines.text()
+    assert "podPidsLimit" in lines.text()
+
+
+async def test_a_respawn_updates_the_copies_in_place(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    """Stop and start again: the pull secret (rotated meanwhile) and the passwd/group map
+    (the user joined a group) are replaced, not duplicated, and the lab starts."""
+    state = await backend.start(lab_spec(), Lines())
+    await backend.stop(state)
+    fake.objects.pop(("secrets", "sciplat", "registry-credentials"))
+    with_pull_secret(fake, data="cm90YXRlZA==")
+    backend.groups_of = lambda user: [*GROUPS, LabGroup("lsst", 300004)]
+    before = len(fake.calls)
+    await backend.start(lab_spec(groups=(300001, 300002, 300003, 300004)), Lines())
+    writes = {str(c) for c in fake.calls[before:] if c.method in ("POST", "PUT")}
+    assert {"PUT secrets sp-alice/registry-credentials", "PUT configmaps sp-alice/sciplat-nss"} <= (
+        writes
+    )
+    copy = fake.get("Secret", NS, "registry-credentials")
+    assert copy is not None and copy["data"] == {".dockerconfigjson": "cm90YXRlZA=="}
+    nss = fake.get("ConfigMap", NS, "sciplat-nss")
+    assert nss is not None and "lsst:x:300004:alice" in nss["data"]["group"]
+    assert fake.names("Secret", NS) == ["registry-credentials"]
+
+
+async def test_a_missing_pull_secret_is_explained_and_nothing_left(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    fake.objects.pop(("secrets", "sciplat", "registry-credentials"))
+    with pytest.raises(LabError, match="missing from namespace sciplat") as caught:
+        await backend.start(lab_spec(), Lines())
+    assert "Tell an administrator" in caught.value.message
+    assert fake.names("Namespace") == ["sciplat"]
+
+
+async def test_a_pull_secret_of_the_wrong_type_is_not_copied(
+    fake: FakeKubernetes, backend: KubernetesBackend
+) -> None:
+    secret = fake.get("Secret", "sciplat", "registry-credentials")
+    assert secret is not None
+    secret["type"] = "Opaque"
+    with pytest.raises(LabError, match="docker-registry"):
+        await backend.start(lab_spec(), Lines())
+    assert fake.names("Namespace") == ["sciplat"]
+
+
+@pytest.mark.parametrize(
+    ("method", "plural"), [("GET", "secrets"), ("POST", "secrets"), ("POST", "configmaps")]
+)
+async def test_a_refused_secret_or_config_map_fails_the_start_cleanly(
+    fake: FakeKubernetes, backend: KubernetesBackend, method: str, plural: str
+) -> None:
+    fake.fail(403, method=method, plural=plural, reason="Forbidden",
+              message=f'{plural} is forbidden: User "system:serviceaccount:sciplat:t"')  # fmt: skip
+    with pytest.raises(LabError, match="Tell an administrator") as caught:
+        await backend.start(lab_spec(), Lines())
+    assert "403" in caught.value.message
+    assert fake.names("Namespace") == ["sciplat"]
+    state = await backend.start(lab_spec(), Lines())  # the next start works
+    assert state.extra["kubernetes"]["steps"][-1] == "running"
+
+
+async def test_without_group_names_gids_still_resolve_and_no_directory_is_mounted(
+    fake: FakeKubernetes,
+) -> None:
+    backend = KubernetesBackend(
+        full_config(poll_seconds=0.001, image={"registry": "r.example.org"}),
+        KubernetesApi.for_host(fake.url),
+        lambda user: NamespaceQuota(),
+    )
+    state = await backend.start(lab_spec(), Lines())
+    nss = fake.get("ConfigMap", NS, "sciplat-nss")
+    assert nss is not None and "g300001:x:300001:alice" in nss["data"]["group"]
+    pod = fake.get("Pod", NS, "lab")
+    assert pod is not None and "imagePullSecrets" not in pod["spec"]
+    assert "groups" not in {v["name"] for v in pod["spec"]["volumes"]}
+    assert fake.names("Secret", NS) == []
+    await backend.stop(state)
+    await backend.api.close()

@@ -149,3 +149,35 @@ async def test_update_refreshes_menu_and_prepuller_and_survives_failures() -> No
         await api.close()
     unknown = catalog.environments[0].model_copy(update={"name": "w_1999_01"})
     assert not catalog.available(unknown)
+
+
+async def test_the_prepuller_gets_the_pull_secrets_in_its_own_namespace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its pods can name only Secrets of their namespace: when that is not the platform's,
+    the catalog copies the pull secrets there first (and again on each sync)."""
+    config = KubernetesConfig.model_validate({
+        "image": {"registry": "reg.example.org", "pull_secrets": ["registry-credentials"]},
+        "prepuller": {"namespace": "sciplat-prepull"},
+    })  # fmt: skip
+    async with FakeKubernetes() as fake, FakeRegistry({"sciplat/lab": TAGS}) as registry:
+        api = KubernetesApi.for_host(fake.url)
+        for namespace in ("sciplat", "sciplat-prepull"):
+            fake.add({"kind": "Namespace", "metadata": {"name": namespace}})
+        catalog = ImageCatalog(config, RegistryClient(registry.url, "sciplat/lab"), api)
+        assert await catalog.update() is False, "the pull secret is missing"
+        assert "missing from namespace sciplat" in caplog.text
+        assert fake.names("DaemonSet", "sciplat-prepull") == []
+        source = {"name": "registry-credentials", "namespace": "sciplat"}
+        fake.add({"kind": "Secret", "type": "kubernetes.io/dockerconfigjson", "data": {"a": "b"},
+                  "metadata": source})  # fmt: skip
+        assert await catalog.update() is True
+        copy = fake.get("Secret", "sciplat-prepull", "registry-credentials")
+        assert copy is not None and copy["data"] == {"a": "b"}
+        assert "sciplat.io/user" not in copy["metadata"]["labels"]
+        daemonset = fake.get("DaemonSet", "sciplat-prepull", PREPULLER_NAME)
+        assert daemonset is not None
+        pod = daemonset["spec"]["template"]["spec"]
+        assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]
+        assert await catalog.update() is True, "a second sync replaces the copy"
+        await api.close()

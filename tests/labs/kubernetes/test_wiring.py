@@ -11,9 +11,10 @@ from aiohttp import web
 
 from sciplat.errors import InvalidOptionError, LabError
 from sciplat.factory import Factory
+from sciplat.identity.models import Group, User
 from sciplat.labs.kubernetes.backend import KubernetesBackend
-from sciplat.labs.kubernetes.models import NamespaceQuota
-from sciplat.labs.kubernetes.wiring import namespace_quota
+from sciplat.labs.kubernetes.models import LabGroup, NamespaceQuota
+from sciplat.labs.kubernetes.wiring import lab_groups, namespace_quota
 from tests.labs.kubernetes.conftest import lab_spec
 from tests.support.fake_kubernetes import FakeKubernetes, serve
 from tests.support.fake_registry import FakeRegistry
@@ -107,6 +108,15 @@ async def test_a_missing_kubeconfig_says_which_setting_to_fix(
     factory.identity.add_user("alice")
     with pytest.raises(LabError, match=r"cannot load .*missing.*kubernetes.kubeconfig"):
         await factory.lab_backend.start(lab_spec(), lambda percent, line: None)
+
+
+def test_lab_groups_follow_the_group_storage_quota() -> None:
+    user = User("alice", 200001, 200001, groups=(Group("astro", 300001), Group("tmp", 300002)))
+    limits = {"astro": None, "tmp": 0}
+    assert lab_groups(user, limits.__getitem__) == [
+        LabGroup("astro", 300001, directory=True),
+        LabGroup("tmp", 300002, directory=False),
+    ]
 
 
 def test_namespace_quota_from_limits() -> None:

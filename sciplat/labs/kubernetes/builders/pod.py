@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,8 +22,9 @@ from sciplat.labs.kubernetes.builders.common import (
     pod_name,
     user_labels,
 )
-from sciplat.labs.kubernetes.config import KubernetesConfig, KubeVolume
-from sciplat.labs.kubernetes.models import KubeObject
+from sciplat.labs.kubernetes.builders.nss import NSS_NAME
+from sciplat.labs.kubernetes.config import GroupDirectories, KubernetesConfig, KubeVolume
+from sciplat.labs.kubernetes.models import KubeObject, LabGroup
 from sciplat.labs.models import LabSpec
 
 #: the lab's port in the pod's own network namespace, named for Services and policies
@@ -75,6 +77,49 @@ def _volume(volume: KubeVolume, spec: LabSpec) -> dict[str, Any]:
     return {"name": volume.name, **source}
 
 
+def _nss() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ConfigMap's ``passwd`` and ``group`` over the image's files (mounts, volume)."""
+    mounts = [
+        {"name": "nss", "mountPath": f"/etc/{key}", "subPath": key, "readOnly": True}
+        for key in ("passwd", "group")
+    ]
+    items = [{"key": key, "path": key, "mode": 0o644} for key in ("passwd", "group")]
+    return mounts, [{"name": "nss", "configMap": {"name": NSS_NAME, "items": items}}]
+
+
+def _group_directories(
+    where: GroupDirectories | None, spec: LabSpec, groups: Sequence[LabGroup]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One volume holding every group's directory, mounted once per group that has one
+    (mounts, volumes); nothing without ``where`` or such groups.
+
+    Raises:
+        ValueError: a group name that is not a plain directory name.
+    """
+    offered = sorted((g for g in groups if g.directory), key=lambda g: g.name)
+    if where is None or not offered:
+        return [], []
+    mounts = []
+    for group in offered:
+        if "/" in group.name or group.name in (".", ".."):
+            raise ValueError(f"group name {group.name!r} cannot name a directory")
+        mounts.append(
+            {
+                "name": "groups",
+                "mountPath": _fill(where.mount_path, spec).replace("{group}", group.name),
+                "subPath": where.sub_path.replace("{group}", group.name),
+                "readOnly": where.read_only,
+            }
+        )
+    if where.kind == "nfs":
+        source: dict[str, Any] = {"nfs": {"server": where.server, "path": where.path}}
+        if where.read_only:
+            source["nfs"]["readOnly"] = True
+    else:
+        source = {"hostPath": {"path": where.path, "type": "Directory"}}
+    return mounts, [{"name": "groups", **source}]
+
+
 def _env(spec: LabSpec) -> list[dict[str, str]]:
     env = dict(spec.env)
     url = env.get("JUPYTERHUB_SERVICE_URL")
@@ -85,14 +130,24 @@ def _env(spec: LabSpec) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
 
-def build_pod(config: KubernetesConfig, spec: LabSpec, namespace: str, image: str) -> KubeObject:
+def build_pod(
+    config: KubernetesConfig,
+    spec: LabSpec,
+    namespace: str,
+    image: str,
+    groups: Sequence[LabGroup] = (),
+) -> KubeObject:
     """The lab pod: the user's UID/GIDs, non-root, no privilege escalation, no capabilities,
-    read-only root filesystem with the configured volumes and a private /tmp writable.
+    read-only root filesystem with the configured volumes and a private /tmp writable,
+    /etc/passwd and /etc/group from the namespace's ``sciplat-nss`` ConfigMap, and each of
+    ``groups`` that has a directory at its ``group_directories`` mount.
 
     Raises:
-        ValueError: the spec asks for UID or GID 0 (labs never run as root).
+        ValueError: the spec asks for UID or GID 0 (labs never run as root), or a group name
+            cannot name a directory.
     """
-    if spec.uid == 0 or spec.gid == 0 or 0 in spec.groups:
+    gids = sorted({*spec.groups, *(g.gid for g in groups if g.gid != spec.gid)})
+    if spec.uid == 0 or spec.gid == 0 or 0 in gids:
         raise ValueError(f"lab of {spec.user!r}: UID, GID and groups must not be 0 (root)")
     resources = {
         "cpu": cpu_quantity(spec.limits.cpu),
@@ -105,6 +160,12 @@ def build_pod(config: KubernetesConfig, spec: LabSpec, namespace: str, image: st
     ]
     volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": memory_quantity(config.tmp_size)}}]
     volumes += [_volume(v, spec) for v in config.volumes]
+    for more_mounts, more_volumes in (
+        _nss(),
+        _group_directories(config.group_directories, spec, groups),
+    ):
+        mounts += more_mounts
+        volumes += more_volumes
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -113,7 +174,7 @@ def build_pod(config: KubernetesConfig, spec: LabSpec, namespace: str, image: st
         "securityContext": {
             "runAsUser": spec.uid,
             "runAsGroup": spec.gid,
-            "supplementalGroups": sorted(set(spec.groups)),
+            "supplementalGroups": gids,
             "fsGroup": spec.gid,
             "fsGroupChangePolicy": "OnRootMismatch",
             "runAsNonRoot": True,

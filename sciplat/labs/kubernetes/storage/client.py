@@ -34,6 +34,8 @@ KINDS = {
     "ResourceQuota": _Kind("CoreV1Api", "namespaced_resource_quota"),
     "PersistentVolumeClaim": _Kind("CoreV1Api", "namespaced_persistent_volume_claim"),
     "Pod": _Kind("CoreV1Api", "namespaced_pod"),
+    "Secret": _Kind("CoreV1Api", "namespaced_secret"),
+    "ConfigMap": _Kind("CoreV1Api", "namespaced_config_map"),
     "Event": _Kind("CoreV1Api", "namespaced_event"),
     "NetworkPolicy": _Kind("NetworkingV1Api", "namespaced_network_policy"),
     "DaemonSet": _Kind("AppsV1Api", "namespaced_daemon_set"),
@@ -143,6 +145,20 @@ class KubernetesApi:
         if KINDS[kind].namespaced:
             return await self._call("replace", kind, name, namespace, obj)
         return await self._call("replace", kind, name, obj)
+
+    async def apply(self, obj: KubeObject) -> KubeObject:
+        """Create ``obj``, or replace the one of its name (create, then update on 409: the
+        verbs the hub's RBAC grants, no patch).
+
+        Raises:
+            KubernetesApiError: as :meth:`create` and :meth:`replace`.
+        """
+        try:
+            return await self.create(obj)
+        except KubernetesApiError as err:
+            if err.status != 409:
+                raise
+        return await self.replace(obj)
 
     async def read(self, kind: str, namespace: str, name: str) -> KubeObject | None:
         """The object, or None if there is none.
