@@ -1,5 +1,6 @@
 """Kubernetes objects for many users: how long the pure builders take to render one user's
-objects (namespace, quota, network policy, claims, pod), and how long kubernetes-validate
+objects (namespace, quota, network policy, passwd/group ConfigMap, claims, pod with its group
+directories), and how long kubernetes-validate
 takes to check them strictly against one Kubernetes minor's schemas.
 
     .venv/bin/python bench/k8s_render.py                 # 1,000 users, Kubernetes 1.37
@@ -31,7 +32,7 @@ from referencing import Registry, Resource
 
 from sciplat.labs.kubernetes.builders import lab_objects
 from sciplat.labs.kubernetes.config import KubernetesConfig
-from sciplat.labs.kubernetes.models import NamespaceQuota
+from sciplat.labs.kubernetes.models import LabGroup, NamespaceQuota
 from sciplat.labs.models import LabLimits, LabSpec
 
 CONFIG = KubernetesConfig.model_validate(
@@ -44,6 +45,7 @@ CONFIG = KubernetesConfig.model_validate(
              "server": "nfs.example.org", "path": "/export/scratch/{user}"},
         ],
         "egress": [{"name": "tap", "pod_labels": {"app.kubernetes.io/component": "tap"}}],
+        "group_directories": {"kind": "nfs", "server": "nfs.example.org", "path": "/export/groups"},
     }
 )  # fmt: skip
 QUOTA = NamespaceQuota(cores=8, memory=32 * 1024**3, pods=2, pvcs=1)
@@ -69,6 +71,12 @@ class SchemaCache:
             registry = Resource.from_contents(schema) @ self.registry
             self.validators[key] = jsonschema.Draft202012Validator(schema, registry=registry)
         self.validators[key].validate(obj)
+
+
+def groups_of(index: int) -> list[LabGroup]:
+    """Two groups per user, the second without a directory every third user (group_storage 0)."""
+    second = 300002 + index % 7
+    return [LabGroup("astro", 300001), LabGroup(f"team{second}", second, index % 3 != 0)]
 
 
 def spec_of(index: int) -> LabSpec:
@@ -106,7 +114,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     schemas = SchemaCache(args.version)
-    broken = lab_objects(CONFIG, spec_of(0), QUOTA).pod
+    broken = lab_objects(CONFIG, spec_of(0), QUOTA, groups_of(0)).pod
     broken["spec"]["containers"][0]["securityContext"]["dropCapabilities"] = ["ALL"]
     try:
         schemas.validate(broken)
@@ -123,7 +131,7 @@ def main() -> int:
     for index in range(args.users):
         spec = spec_of(index)
         start = time.perf_counter()
-        objects = lab_objects(CONFIG, spec, QUOTA).all()
+        objects = lab_objects(CONFIG, spec, QUOTA, groups_of(index)).all()
         render.append(time.perf_counter() - start)
         names.add(objects[0]["metadata"]["name"])
         start = time.perf_counter()
