@@ -26,7 +26,7 @@ from sciplat.labs.kubernetes.config import KubernetesConfig
 from sciplat.labs.kubernetes.models import NamespaceQuota
 from sciplat.labs.kubernetes.storage.client import KubernetesApi, KubernetesApiError
 from sciplat.labs.models import LabSpec
-from tests.labs.kubernetes.conftest import lab_spec
+from tests.labs.kubernetes.conftest import GROUPS, lab_spec
 
 KUBECONFIG = os.environ.get("SCIPLAT_TEST_KUBECONFIG", "")
 IMAGE = os.environ.get("SCIPLAT_TEST_IMAGE", "docker.io/library/busybox:1.36")
@@ -72,7 +72,12 @@ async def backend(user: str) -> AsyncIterator[KubernetesBackend]:
     """A backend whose user namespace is deleted after the test, whatever happened."""
     config = cluster_config()
     api = KubernetesApi(kubeconfig=config.kubeconfig)
-    yield KubernetesBackend(config, api, lambda name: NamespaceQuota(cores=2, memory=2**31, pods=1))
+    yield KubernetesBackend(
+        config,
+        api,
+        lambda name: NamespaceQuota(cores=2, memory=2**31, pods=1),
+        groups_of=lambda name: GROUPS,
+    )
     await api.delete("Namespace", "", f"sptest-{user}")
     await api.close()
 
@@ -120,3 +125,17 @@ async def test_the_resource_quota_stops_a_second_lab(backend: KubernetesBackend,
     with pytest.raises(LabError, match="all of your quota"):
         await backend.start(cluster_spec(user, "second"), quiet)
     await backend.stop(first, now=True)
+
+
+async def test_the_lab_knows_its_user_and_groups(backend: KubernetesBackend, user: str) -> None:
+    """The image has no entry for the platform's UID: /etc/passwd and /etc/group come from
+    the namespace's ConfigMap. A lab that runs ``id`` and exits shows its answer in the log
+    tail of the start's error."""
+    spec = lab_spec(user, "", environment=IMAGE.rsplit(":", 1)[1], home=Path("/tmp"),
+                    command=("sh", "-c", "id; whoami"))  # fmt: skip
+    with pytest.raises(LabError) as caught:
+        await backend.start(spec, quiet)
+    assert f"uid=200001({user}) gid=200001({user})" in caught.value.log_tail
+    assert "300001(astro)" in caught.value.log_tail
+    assert "300003(archive)" in caught.value.log_tail
+    assert caught.value.log_tail.rstrip().endswith(user)
