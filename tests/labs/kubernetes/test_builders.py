@@ -108,7 +108,10 @@ def _labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-usernames = st.from_regex(r"\A[a-z][a-z0-9_-]{0,31}\Z")
+usernames = st.one_of(
+    st.sampled_from(["astro", "root", "lab", "users", "nobody"]),  # names the files hold already
+    st.from_regex(r"\A[a-z][a-z0-9_-]{0,31}\Z"),
+)
 servers = st.one_of(st.just(""), st.from_regex(r"\A[A-Za-z0-9._-]{1,40}\Z"))
 
 
@@ -158,7 +161,8 @@ def test_policy_holds_for_every_user(user: str, server: str, uid: int) -> None:
     assert entries[user] == ["x", str(uid), str(uid), "", f"/home/{user}", "/bin/bash"]
     assert [name for name, e in entries.items() if e[1] == str(uid)] == [user]
     groups = _entries(objects.nss["data"]["group"])
-    assert groups[user][1] == str(uid)
+    private = f"g{uid}" if user in {g.name for g in GROUPS} else user
+    assert groups[private] == ["x", str(uid), ""]
     for group in GROUPS:
         assert groups[group.name] == ["x", str(group.gid), user]
 
@@ -225,6 +229,14 @@ def test_platform_entries_take_precedence_over_the_images() -> None:
     passwd, group = passwd_and_group(base, lab_spec(), GROUPS)
     assert "old" not in _entries(passwd) and "old" not in _entries(group)
     assert list(_entries(passwd)) == ["root", "alice"]
+
+
+def test_a_group_named_like_the_user_keeps_every_name_unique() -> None:
+    passwd, group = passwd_and_group(NssFiles(), lab_spec(), [LabGroup("alice", 300001)])
+    groups = _entries(group)  # asserts each name occurs once
+    assert groups["alice"] == ["x", "300001", "alice"]
+    assert groups["g200001"] == ["x", "200001", ""], "the private group, by its GID"
+    assert _entries(passwd)["alice"][2] == "200001"
 
 
 @pytest.mark.parametrize("name", ["a:b", "a\nroot:x:0:0::/:/bin/sh", "a,b", ""])

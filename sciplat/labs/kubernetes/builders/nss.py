@@ -77,14 +77,15 @@ def _base(text: str, names: set[str], ids: set[int]) -> list[str]:
 
 def passwd_and_group(files: NssFiles, spec: LabSpec, groups: Sequence[LabGroup]) -> tuple[str, str]:
     """The two files' text: base entries, then ``user:x:UID:GID::HOME:/bin/bash``, then the
-    user's private group (``user:x:GID:``) and each group with the user as its member (a GID
-    of ``spec.groups`` missing from ``groups`` is named ``gGID``).
+    user's private group (``user:x:GID:``; ``gGID`` if a platform group has the user's name)
+    and each group with the user as its member (a GID of ``spec.groups`` missing from
+    ``groups`` is named ``gGID``).
 
     Raises:
         ValueError: a name holds ':', ',' or a newline, or a GID is 0.
     """
     user = _entry_name(spec.user, "user name")
-    own = [g for g in groups if g.gid != spec.gid]
+    own = list({g.gid: g for g in groups if g.gid != spec.gid}.values())
     named = {g.gid for g in own}
     # a GID the lab runs with but whose name is unknown still gets an entry (``id`` and
     # ``ls -l`` show gGID rather than a bare number)
@@ -93,11 +94,14 @@ def passwd_and_group(files: NssFiles, spec: LabSpec, groups: Sequence[LabGroup])
     ]
     if 0 in (spec.uid, spec.gid) or any(g.gid == 0 for g in own):
         raise ValueError(f"lab of {spec.user!r}: UID, GID and groups must not be 0 (root)")
-    group_names = {user, *(_entry_name(g.name, "group name") for g in own)}
+    names = {_entry_name(g.name, "group name") for g in own}
+    # the private group is named after the user, unless a platform group has that name
+    private = f"g{spec.gid}" if user in names else user
     passwd = _base(files.base_passwd or IMAGE_PASSWD, {user}, {spec.uid})
     passwd.append(f"{user}:x:{spec.uid}:{spec.gid}::{spec.home}:/bin/bash")
-    group = _base(files.base_group or IMAGE_GROUP, group_names, {spec.gid, *(g.gid for g in own)})
-    group.append(f"{user}:x:{spec.gid}:")
+    ids = {spec.gid, *(g.gid for g in own)}
+    group = _base(files.base_group or IMAGE_GROUP, {private, *names}, ids)
+    group.append(f"{private}:x:{spec.gid}:")
     group += [f"{g.name}:x:{g.gid}:{user}" for g in sorted(own, key=lambda g: g.gid)]
     return "\n".join(passwd) + "\n", "\n".join(group) + "\n"
 
