@@ -130,13 +130,21 @@ class Factory(Shared):
     @cached_property
     def kubernetes(self) -> KubernetesServices:
         """Labs as pods: API client, backend, image catalog (hub.lab_backend: kubernetes)."""
-        from sciplat.labs.kubernetes.wiring import build_kubernetes  # noqa: PLC0415 - client on use
+        from sciplat.labs.kubernetes.wiring import (  # noqa: PLC0415 - client on use
+            build_kubernetes,
+            lab_groups,
+        )
 
         def limits_of(name: str) -> dict[str, float | int | None]:
             effective = self.quotas.effective(self.identity.get_user(name))
             return {key: limit.value for key, limit in effective.limits.items()}
 
-        return build_kubernetes(self.config.kubernetes, limits_of)
+        group_limit_of = group_storage_limit_of(self.quota_resolver)
+        return build_kubernetes(
+            self.config.kubernetes,
+            limits_of,
+            lambda name: lab_groups(self.identity.get_user(name), group_limit_of),
+        )
 
     @cached_property
     def environments(self) -> EnvironmentService:

@@ -14,8 +14,7 @@ from sciplat.factory import Factory
 from sciplat.identity.models import Group, User
 from sciplat.labs.kubernetes.backend import KubernetesBackend
 from sciplat.labs.kubernetes.models import LabGroup, NamespaceQuota
-from sciplat.labs.kubernetes.wiring import build_kubernetes, lab_groups, namespace_quota
-from sciplat.quotas.services.quotas import group_storage_limit_of
+from sciplat.labs.kubernetes.wiring import lab_groups, namespace_quota
 from tests.labs.kubernetes.conftest import lab_spec
 from tests.support.fake_kubernetes import FakeKubernetes, serve
 from tests.support.fake_registry import FakeRegistry
@@ -123,8 +122,8 @@ def test_lab_groups_follow_the_group_storage_quota() -> None:
 async def test_users_groups_from_the_identity_and_quotas_reach_the_pod(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the factory is to pass as ``groups_of`` (lab_groups over the identity service and
-    the group_storage resolver): names and GIDs from the database, and no directory for a
+    """The factory passes the backend the users' groups (lab_groups over the identity service
+    and the group_storage resolver): names and GIDs from the database, and no directory for a
     group whose group_storage is 0."""
     async with FakeKubernetes() as fake:
         monkeypatch.delenv("SCIPLAT_CONFIG", raising=False)
@@ -142,14 +141,10 @@ async def test_users_groups_from_the_identity_and_quotas_reach_the_pod(
         factory.identity.add_group("astro")
         factory.identity.add_group("scratch")
         user = factory.identity.add_user("alice", ["astro", "scratch"])
-        limit_of = group_storage_limit_of(factory.quota_resolver)
-        services = build_kubernetes(
-            factory.config.kubernetes,
-            lambda name: {"labs": 1},
-            lambda name: lab_groups(factory.identity.get_user(name), limit_of),
-        )
+        backend = factory.lab_backend  # as the hub builds it
+        assert isinstance(backend, KubernetesBackend)
         spec = lab_spec(uid=user.uid, gid=user.gid, groups=tuple(user.supplementary_gids))
-        state = await services.backend.start(spec, lambda percent, line: None)
+        state = await backend.start(spec, lambda percent, line: None)
         nss = fake.get("ConfigMap", "t-alice", "sciplat-nss")
         assert nss is not None
         gids = {g.name: g.gid for g in user.groups}
@@ -160,8 +155,8 @@ async def test_users_groups_from_the_identity_and_quotas_reach_the_pod(
         mounts = [m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]]
         assert "/home/alice/groups/astro" in mounts
         assert "/home/alice/groups/scratch" not in mounts
-        await services.backend.stop(state)
-        await services.api.close()
+        await backend.stop(state)
+        await factory.kubernetes.api.close()
 
 
 def test_namespace_quota_from_limits() -> None:
