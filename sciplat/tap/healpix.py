@@ -194,3 +194,18 @@ def _merge(pix: IntArray, shift: int) -> list[tuple[int, int]]:
     return [
         (int(s) << shift, ((int(e) + 1) << shift) - 1) for s, e in zip(starts, ends, strict=True)
     ]
+
+
+def coarsen(ranges: list[tuple[int, int]], most: int) -> list[tuple[int, int]]:
+    """At most ``most`` ranges covering ``ranges``: the smallest gaps between them are closed.
+
+    A shorter list of ranges is cheaper for the database to bind and test than the pixels it
+    leaves out would cost to read: for DuckDB a 1 deg cone on 10 M rows took 1.77 ms with at
+    most 3 ranges against 2.02 ms with the ~6 of :func:`disc_ranges` (same rows).
+    """
+    merged = list(ranges)
+    while len(merged) > max(most, 1):
+        gaps = [merged[i + 1][0] - merged[i][1] for i in range(len(merged) - 1)]
+        i = gaps.index(min(gaps))
+        merged[i : i + 2] = [(merged[i][0], merged[i + 1][1])]
+    return merged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -63,6 +64,21 @@ def test_small_cones_select_a_small_part_of_the_sky() -> None:
     covered = sum(hi - lo + 1 for lo, hi in ranges)
     assert len(ranges) <= 16
     assert covered / (12 * 4**12) < 0.001
+
+
+@pytest.mark.parametrize("most", [1, 2, 3, 10])
+def test_coarsen_covers_the_ranges_with_fewer(most: int) -> None:
+    ranges = healpix.disc_ranges(12, 0.0, 89.9, 1.0)  # at the pole: many ranges
+    assert len(ranges) > 3
+    merged = healpix.coarsen(ranges, most)
+    assert len(merged) == min(most, len(ranges))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(merged))  # sorted, apart
+    for lo, hi in ranges:  # every range lies inside one merged range
+        assert any(m_lo <= lo and hi <= m_hi for m_lo, m_hi in merged)
+    # what is added is the smallest gaps: never more than closing all but the widest ones
+    gaps = sorted(b[0] - a[1] for a, b in itertools.pairwise(ranges))
+    added = sum(hi - lo + 1 for lo, hi in merged) - sum(hi - lo + 1 for lo, hi in ranges)
+    assert added == sum(g - 1 for g in gaps[: len(ranges) - len(merged)])
 
 
 def test_bad_order_is_refused() -> None:

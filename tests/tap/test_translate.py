@@ -16,9 +16,8 @@ CONE = (
 )
 CONE_SQL = (
     'SELECT "hip", "ra", "dec" FROM "hipparcos"."main" WHERE (('
-    '"main".healpix BETWEEN 1863680 AND 1867775 OR "main".healpix BETWEEN 1884160 AND 1900543 '
-    'OR "main".healpix BETWEEN 1908736 AND 1912831 OR "main".healpix BETWEEN 1933312 AND 1949695 '
-    'OR "main".healpix BETWEEN 1982464 AND 1990655 OR "main".healpix BETWEEN 2031616 AND 2039807'
+    '"main".healpix BETWEEN 1863680 AND 1949695 OR "main".healpix BETWEEN 1982464 AND 1990655 '
+    'OR "main".healpix BETWEEN 2031616 AND 2039807'
     ') AND POWER(SIN(RADIANS(24.12 - "dec") / 2.0), 2.0) + COS(RADIANS("dec")) * '
     '0.9126915874035028 * POWER(SIN(RADIANS(56.75 - "ra") / 2.0), 2.0) <= 7.615242180438042e-05'
     ") LIMIT 10"

@@ -20,10 +20,15 @@ from sciplat.tap.adql.geometry import (
     Polygon,
     constant,
     convex_normals,
-    point_constant,
+    is_constant,
 )
+from sciplat.tap.adql.literals import SLOT, derived
 from sciplat.tap.models.catalogue import SpatialIndex
 
+#: HEALPix ranges in a prefilter at most: closing the smallest gaps costs a few rows read and
+#: saves binding and testing terms (see :func:`healpix.coarsen`)
+RANGES = 3
+_Cone = tuple[exp.Expr, exp.Expr, exp.Expr]  # centre ra, dec and radius (numbers), degrees
 SpatialLookup = Callable[[exp.Expr, exp.Expr], "tuple[exp.Column, SpatialIndex] | None"]
 
 
@@ -37,7 +42,10 @@ def _dup(node: exp.Expr) -> exp.Expr:
             table=exp.Identifier(this=table.this, quoted=table.quoted) if table else None,
         )
     if isinstance(node, exp.Literal):
-        return exp.Literal(this=node.this, is_string=node.is_string)
+        copy = exp.Literal(this=node.this, is_string=node.is_string)
+        if SLOT in node.meta:  # still the query's number: a cached translation writes it
+            copy.meta[SLOT] = node.meta[SLOT]
+        return copy
     return exp.Paren(this=node.copy())
 
 
@@ -68,9 +76,10 @@ class DuckDBGeometry:
 
     def _haversine(self, a: Point, b: Point) -> exp.Expr:
         """hav(angle) = sin²(Δdec/2) + cos(dec_a)·cos(dec_b)·sin²(Δra/2); degrees in."""
-        dec_b = constant(b.dec)
         cos_b = (
-            _n(math.cos(math.radians(dec_b))) if dec_b is not None else _f("COS", _rad(_dup(b.dec)))
+            derived([b.dec], lambda v: _n(math.cos(math.radians(v[0]))))
+            if is_constant(b.dec)
+            else _f("COS", _rad(_dup(b.dec)))
         )
         cosines = exp.Mul(
             this=exp.Mul(this=_f("COS", _rad(_dup(a.dec))), expression=cos_b),
@@ -90,19 +99,16 @@ class DuckDBGeometry:
         prefilter = self._prefilter(point, cone) if cone else None
         return exact if prefilter is None else exp.and_(prefilter, exact, copy=False)
 
-    def _in_circle(
-        self, point: Point, circle: Circle
-    ) -> tuple[exp.Expr, tuple[float, float, float] | None]:
-        radius = constant(circle.radius)
-        centre = point_constant(circle.centre)
-        hav = self._haversine(point, circle.centre)
-        if radius is None:
-            return exp.LTE(
-                this=self.distance(point, circle.centre), expression=_dup(circle.radius)
-            ), None
-        limit = math.sin(math.radians(min(max(radius, 0.0), 180.0)) / 2) ** 2
-        exact = exp.LTE(this=hav, expression=_n(limit))
-        if centre is None and radius < 90:
+    def _in_circle(self, point: Point, circle: Circle) -> tuple[exp.Expr, _Cone | None]:
+        centre = circle.centre
+        hav = self._haversine(point, centre)
+        if not is_constant(circle.radius):
+            return exp.LTE(this=self.distance(point, centre), expression=_dup(circle.radius)), None
+        exact = exp.LTE(this=hav, expression=derived([circle.radius], _hav_limit))
+        if not (is_constant(centre.ra) and is_constant(centre.dec)):
+            radius = constant(circle.radius)
+            if radius is None or radius >= 90:
+                return exact, None
             # a centre from a column (a crossmatch, e.g. with an upload): a declination band
             # first, which no point within the radius can leave; DuckDB turns the two
             # inequalities into a range join instead of testing every pair (10,000 uploaded
@@ -115,16 +121,16 @@ class DuckDBGeometry:
                 copy=False,
             )  # fmt: skip
             return exp.and_(band, exact, copy=False), None
-        return exact, (None if centre is None else (centre[0], centre[1], radius))
+        return exact, (centre.ra, centre.dec, circle.radius)
 
-    def _in_polygon(
-        self, point: Point, polygon: Polygon
-    ) -> tuple[exp.Expr, tuple[float, float, float]]:
-        normals, centre, radius = convex_normals(polygon)
+    def _in_polygon(self, point: Point, polygon: Polygon) -> tuple[exp.Expr, _Cone]:
+        normals, centre, radius = convex_normals(polygon)  # pins the vertices
         sides = [exp.GTE(this=self._dot(n, point), expression=_n(0)) for n in normals]
         ra = math.degrees(math.atan2(centre[1], centre[0])) % 360.0
         dec = math.degrees(math.asin(max(-1.0, min(1.0, float(centre[2])))))
-        return exp.and_(*sides, copy=False), (ra, dec, radius + 1e-6)
+        cone = (exp.Literal.number(repr(ra)), exp.Literal.number(repr(dec)),
+                exp.Literal.number(repr(radius + 1e-6)))  # fmt: skip
+        return exp.and_(*sides, copy=False), cone
 
     def _dot(self, normal: np.ndarray, point: Point) -> exp.Expr:
         """normal · (unit vector of the point)"""
@@ -140,18 +146,28 @@ class DuckDBGeometry:
         z = exp.Mul(this=_n(normal[2]), expression=_f("SIN", _rad(_dup(point.dec))))
         return exp.Add(this=exp.Add(this=x, expression=y), expression=z)
 
-    def _prefilter(self, point: Point, cone: tuple[float, float, float]) -> exp.Expr | None:
+    def _prefilter(self, point: Point, cone: _Cone) -> exp.Expr | None:
         found = self.spatial(point.ra, point.dec)
         if found is None:
             return None
         column, index = found
-        ra, dec, radius = cone
-        ranges = healpix.disc_ranges(index.order, ra, dec, radius)
-        if not ranges:
-            return exp.false()
-        terms = [
-            exp.Between(this=_dup(column), low=exp.Literal.number(lo),
-                        high=exp.Literal.number(hi))
-            for lo, hi in ranges
-        ]  # fmt: skip
-        return exp.paren(exp.or_(*terms, copy=False), copy=False)
+
+        def ranges(values: list[float]) -> exp.Expr:
+            pixels = healpix.coarsen(
+                healpix.disc_ranges(index.order, values[0], values[1], values[2]), RANGES
+            )
+            if not pixels:
+                return exp.false()
+            terms = [
+                exp.Between(this=_dup(column), low=exp.Literal.number(lo),
+                            high=exp.Literal.number(hi))
+                for lo, hi in pixels
+            ]  # fmt: skip
+            return exp.paren(exp.or_(*terms, copy=False), copy=False)
+
+        return derived(list(cone), ranges)
+
+
+def _hav_limit(values: list[float]) -> exp.Expr:
+    """sin²(r/2): the haversine of a radius r (degrees), clamped to [0, 180]."""
+    return _n(math.sin(math.radians(min(max(values[0], 0.0), 180.0)) / 2) ** 2)

@@ -15,6 +15,7 @@ from typing import Final, Protocol, runtime_checkable
 import numpy as np
 from sqlglot import exp
 
+from sciplat.tap.adql.literals import value_of
 from sciplat.tap.errors import AdqlSyntaxError, AdqlUnsupportedError
 
 #: Set in ``node.meta`` of a backend's own SQL function that shares an ADQL name (pgSphere's
@@ -71,15 +72,14 @@ class RegionSql(Protocol):
 
 
 def constant(node: exp.Expr) -> float | None:
-    """The value of a numeric literal (or its negation), else None."""
-    if isinstance(node, exp.Paren):
-        return constant(node.this)
-    if isinstance(node, exp.Neg):
-        inner = constant(node.this)
-        return None if inner is None else -inner
-    if isinstance(node, exp.Literal) and not node.is_string:
-        return float(node.this)
-    return None
+    """The value of a numeric literal (or its negation), else None; the translation depends on
+    it, so a cached translation is reused only for the same value (see :mod:`.literals`)."""
+    return value_of(node)
+
+
+def is_constant(node: exp.Expr) -> bool:
+    """A number (literal, negated or in parentheses), without depending on its value."""
+    return value_of(node, pinning=False) is not None
 
 
 def point_constant(point: Point) -> tuple[float, float] | None:
@@ -158,8 +158,9 @@ def rewrite_geometry(tree: exp.Expr, sql: GeometrySql) -> exp.Expr:
     """
     for cmp in list(tree.find_all(exp.EQ, exp.NEQ)):
         left, right = cmp.this, cmp.expression
-        call, value = (left, constant(right)) if _is_predicate(left) else (right, constant(left))
-        if _is_predicate(call) and value in (0.0, 1.0):
+        call, other = (left, right) if _is_predicate(left) else (right, left)
+        if _is_predicate(call) and constant(other) in (0.0, 1.0):
+            value = constant(other)
             truth = (value == 1.0) == isinstance(cmp, exp.EQ)
             predicate = exp.paren(_predicate(call, sql), copy=False)
             cmp.replace(predicate if truth else exp.not_(predicate, copy=False))

@@ -183,6 +183,15 @@ _NODE_NAMES: Final = {
 }  # fmt: skip
 
 
+def tokenize(text: str) -> list[Token]:
+    """sqlglot's tokens of ``text`` (no ADQL checks).
+
+    Raises:
+        TokenError: an unterminated string or quoted name.
+    """
+    return _DIALECT.tokenize(text)
+
+
 def parse_adql(text: str) -> exp.Query:
     """The sqlglot tree of one ADQL query.
 
@@ -195,7 +204,7 @@ def parse_adql(text: str) -> exp.Query:
     if "/*" in _QUOTED.sub("", text):
         raise AdqlSyntaxError("'/* */' comments are not ADQL: use '--' comments")
     try:
-        tokens = _DIALECT.tokenize(text)
+        tokens = tokenize(text)
     except TokenError as exc:
         raise AdqlSyntaxError(f"cannot read the query: {exc}") from exc
     _check_tokens(tokens)

@@ -151,7 +151,8 @@ class QueryService:
             {name: upload.info for name, upload in request.uploads.items()},
             self.backend.upload_schema,
             dialect=self.backend.dialect,
-            relocate=view.relocate if view else None,
+            # without user tables nothing moves: no relocation, so the translation cache serves
+            relocate=view.relocate if view and view.tables else None,
         )
         uploads: dict[str, Any] = {n: upload.table for n, upload in request.uploads.items()}
         if view is not None and view.wanted:
