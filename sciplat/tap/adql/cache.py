@@ -116,6 +116,9 @@ class Template:
                 out.append(numbers[part])  # digits, '.', 'e', a sign: checked by lift()
             else:
                 values = [sign * float(numbers[slot]) for slot, sign in part.inputs]
+                if part.text is not None:
+                    out.append(part.text(values))
+                    continue
                 generator = generator or _generator(dialect)
                 out.append(generator.generate(part.build(values), copy=False))
         return "".join(out)

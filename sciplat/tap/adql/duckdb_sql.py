@@ -58,6 +58,16 @@ def _n(value: float) -> exp.Expr:
     return exp.Paren(this=exp.Neg(this=literal)) if value < 0 else literal
 
 
+def _n_text(value: float) -> str:
+    """The SQL of :func:`_n` (checked against it when a translation is cached)."""
+    text = repr(abs(float(value)))
+    return f"(-{text})" if value < 0 else text
+
+
+def _cos_deg(values: list[float]) -> float:
+    return math.cos(math.radians(values[0]))
+
+
 def _rad(value: exp.Expr) -> exp.Expr:
     return _f("RADIANS", value)
 
@@ -77,7 +87,7 @@ class DuckDBGeometry:
     def _haversine(self, a: Point, b: Point) -> exp.Expr:
         """hav(angle) = sin²(Δdec/2) + cos(dec_a)·cos(dec_b)·sin²(Δra/2); degrees in."""
         cos_b = (
-            derived([b.dec], lambda v: _n(math.cos(math.radians(v[0]))))
+            derived([b.dec], lambda v: _n(_cos_deg(v)), lambda v: _n_text(_cos_deg(v)))
             if is_constant(b.dec)
             else _f("COS", _rad(_dup(b.dec)))
         )
@@ -104,7 +114,11 @@ class DuckDBGeometry:
         hav = self._haversine(point, centre)
         if not is_constant(circle.radius):
             return exp.LTE(this=self.distance(point, centre), expression=_dup(circle.radius)), None
-        exact = exp.LTE(this=hav, expression=derived([circle.radius], _hav_limit))
+        exact = exp.LTE(
+            this=hav,
+            expression=derived([circle.radius], lambda v: _n(_hav_limit(v)),
+                               lambda v: _n_text(_hav_limit(v))),
+        )  # fmt: skip
         if not (is_constant(centre.ra) and is_constant(centre.dec)):
             radius = constant(circle.radius)
             if radius is None or radius >= 90:
@@ -151,23 +165,27 @@ class DuckDBGeometry:
         if found is None:
             return None
         column, index = found
+        written = column.sql(dialect="duckdb")
+
+        def pixels(values: list[float]) -> list[tuple[int, int]]:
+            found = healpix.disc_ranges(index.order, values[0], values[1], values[2])
+            return healpix.coarsen(found, RANGES)
 
         def ranges(values: list[float]) -> exp.Expr:
-            pixels = healpix.coarsen(
-                healpix.disc_ranges(index.order, values[0], values[1], values[2]), RANGES
-            )
-            if not pixels:
-                return exp.false()
             terms = [
                 exp.Between(this=_dup(column), low=exp.Literal.number(lo),
                             high=exp.Literal.number(hi))
-                for lo, hi in pixels
+                for lo, hi in pixels(values)
             ]  # fmt: skip
-            return exp.paren(exp.or_(*terms, copy=False), copy=False)
+            return exp.paren(exp.or_(*terms, copy=False), copy=False) if terms else exp.false()
 
-        return derived(list(cone), ranges)
+        def ranges_text(values: list[float]) -> str:
+            terms = [f"{written} BETWEEN {lo} AND {hi}" for lo, hi in pixels(values)]
+            return f"({' OR '.join(terms)})" if terms else "FALSE"
+
+        return derived(list(cone), ranges, ranges_text)
 
 
-def _hav_limit(values: list[float]) -> exp.Expr:
+def _hav_limit(values: list[float]) -> float:
     """sin²(r/2): the haversine of a radius r (degrees), clamped to [0, 180]."""
-    return _n(math.sin(math.radians(min(max(values[0], 0.0), 180.0)) / 2) ** 2)
+    return math.sin(math.radians(min(max(values[0], 0.0), 180.0)) / 2) ** 2

@@ -79,9 +79,16 @@ class Derived:
 
     inputs: tuple[tuple[int, float], ...]
     build: Callable[[list[float]], exp.Expr]
+    #: the SQL text of ``build(values)`` written directly (sqlglot's generator costs ~50 us a
+    #: node); a template is only kept if this gives exactly what the generator wrote
+    text: Callable[[list[float]], str] | None = None
 
 
-def derived(inputs: list[exp.Expr], build: Callable[[list[float]], exp.Expr]) -> exp.Expr:
+def derived(
+    inputs: list[exp.Expr],
+    build: Callable[[list[float]], exp.Expr],
+    text: Callable[[list[float]], str] | None = None,
+) -> exp.Expr:
     """``build`` applied to the values of ``inputs`` now; marked so a cached translation can
     apply it to another query's numbers. Inputs that are not slots (numbers the parser made
     up) pin nothing and are read now, which is only right when there are none: then the
@@ -92,7 +99,7 @@ def derived(inputs: list[exp.Expr], build: Callable[[list[float]], exp.Expr]) ->
     node = build([v for v in values if v is not None])
     readers = [reader(n) for n in inputs]
     if all(r is not None for r in readers):
-        node.meta[DERIVED] = Derived(tuple(r for r in readers if r is not None), build)
+        node.meta[DERIVED] = Derived(tuple(r for r in readers if r is not None), build, text)
     else:
         for n in inputs:
             value_of(n)  # pins what can be pinned; the rest is the same in every query
