@@ -122,3 +122,52 @@ def test_arrow_fast_path(backend: DuckDBBackend) -> None:
     assert fast.equals(con.cursor().sql(sql).to_arrow_table())
     assert fast.num_rows == 19 and fast.schema.field("m").type == pa.decimal128(6, 3)
     assert backend.run("SELECT hip FROM hipparcos.main WHERE hip < 0", 5).num_rows == 0
+
+
+def _stars(path: Path, rows: int) -> None:
+    rng = np.random.default_rng(5)
+    info = TableInfo("demo", "stars", (ColumnInfo("id", "long"), ColumnInfo("ra", "double"),
+                                       ColumnInfo("dec", "double"), ColumnInfo("healpix", "long")),
+                     spatial=SpatialIndex("ra", "dec"))  # fmt: skip
+    data = pa.table({"id": np.arange(rows), "ra": rng.uniform(0, 360, rows),
+                     "dec": np.degrees(np.arcsin(rng.uniform(-1, 1, rows)))})  # fmt: skip
+    writer = DuckDBBackend(path)
+    writer.load_table(info, SchemaInfo("demo"), data)
+    writer.close()
+
+
+def _table_memory(backend: DuckDBBackend) -> int:
+    used = backend.run("SELECT sum(memory_usage_bytes) AS m FROM duckdb_memory() "
+                       "WHERE tag = 'BASE_TABLE'", 5).column(0)[0].as_py()  # fmt: skip
+    return int(used or 0)
+
+
+def test_a_catalogue_that_fits_is_read_into_memory_at_open(tmp_path: Path) -> None:
+    """The first cone on a part of the sky must not pay for loading its blocks (see _warm)."""
+    _stars(tmp_path, 500_000)
+    size = (tmp_path / "current").resolve().stat().st_size
+    backend = DuckDBBackend(tmp_path)
+    backend.catalogue()
+    assert backend.wait_warm()
+    assert _table_memory(backend) > size // 2
+    backend.close()
+
+
+def test_a_catalogue_too_large_for_half_the_memory_limit_is_not_warmed(tmp_path: Path) -> None:
+    _stars(tmp_path, 500_000)
+    size = (tmp_path / "current").resolve().stat().st_size
+    backend = DuckDBBackend(tmp_path, memory_limit=f"{size // 1000 + 1}KB")  # < twice the file
+    backend.catalogue()
+    assert backend.wait_warm()
+    assert _table_memory(backend) < size // 4
+    assert backend.run("SELECT count(*) FROM demo.stars", 5).column(0)[0].as_py() == 500_000
+    backend.close()
+
+
+def test_memory_sizes_are_read_as_duckdb_reads_them() -> None:
+    from sciplat.tap.storage.duckdb import _bytes
+
+    assert _bytes("2GB") == 2_000_000_000
+    assert _bytes("512 MiB") == 512 * 1024**2
+    assert _bytes("1.5GiB") == int(1.5 * 1024**3)
+    assert _bytes("lots") is None  # then nothing is warmed

@@ -10,7 +10,9 @@ DuckDB allows one writer or many readers per file, so this is how loads and quer
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import threading
 import time
@@ -74,6 +76,7 @@ class DuckDBBackend(CatalogueBackend):
         self._opened: tuple[str, duckdb.DuckDBPyConnection, Catalogue] | None = None
         # one thread for all deadlines: a threading.Timer per query costs ~1 ms on a busy host
         self._watchdog = Watchdog()
+        self._warming: tuple[threading.Thread, duckdb.DuckDBPyConnection] | None = None
 
     @property
     def current(self) -> Path:
@@ -100,9 +103,50 @@ class DuckDBBackend(CatalogueBackend):
             con.execute("SET lock_configuration = true")
             catalogue = with_tap_schema(_read_metadata(con) if target else Catalogue())
             old, self._opened = self._opened, (target, con, catalogue)
+            self._stop_warming()
+            if target:
+                self._warm(con, catalogue, self.directory / target)
         if old is not None:
             old[1].close()
         return con, catalogue
+
+    def _warm(self, con: duckdb.DuckDBPyConnection, catalogue: Catalogue, path: Path) -> None:
+        """Read every catalogue table once, in the background, into DuckDB's buffer pool.
+
+        A cone reads 1-3 row groups; the first cone on a part of the sky also loads their
+        blocks (256 KiB each, checksummed) from the file: 3.7 ms p50 against 2.6 ms for the
+        same cones again (10 M rows). Reading everything once at open (0.23 s, 281 MiB for
+        10 M rows x 5 columns) makes every cone a second visit, as PostgreSQL's shared buffers
+        do for q3c. Only when the file fits in half of ``memory_limit``: a larger catalogue
+        would only evict what it warmed (and the buffer pool keeps what queries read anyway).
+        """
+        limit = _bytes(self.memory_limit)
+        if limit is None or path.stat().st_size > limit // 2:
+            return
+        cursor = con.cursor()
+        tables = [t for t in catalogue.tables if t.schema != SCHEMA and t.columns]
+        thread = threading.Thread(target=_read_all, args=(cursor, tables), daemon=True,
+                                  name="tap-duckdb-warm")  # fmt: skip
+        self._warming = (thread, cursor)
+        thread.start()
+
+    def _stop_warming(self) -> None:
+        if self._warming is not None:
+            thread, cursor = self._warming
+            with contextlib.suppress(duckdb.Error):  # already done and closed
+                cursor.interrupt()
+            # its connection cannot close while the cursor runs ("connection is busy")
+            thread.join(timeout=10)
+            self._warming = None
+
+    def wait_warm(self, timeout: float = 60.0) -> bool:
+        """Wait for the background read of the catalogue (see :meth:`_warm`); True when done
+        (or none is running)."""
+        warming = self._warming
+        if warming is None:
+            return True
+        warming[0].join(timeout)
+        return not warming[0].is_alive()
 
     def catalogue(self) -> Catalogue:
         return self._connection()[1]
@@ -197,9 +241,37 @@ class DuckDBBackend(CatalogueBackend):
 
     def close(self) -> None:
         with self._lock:
+            self._stop_warming()
             if self._opened is not None:
                 self._opened[1].close()
                 self._opened = None
+
+
+def _read_all(cursor: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> None:
+    """Touch every column block of ``tables`` (see :meth:`DuckDBBackend._warm`): ``hash`` of
+    every column, so that no statistic answers it without reading the data."""
+    try:
+        for table in tables:
+            hashes = ", ".join(f"max(hash({_q(c.name)}))" for c in table.columns)
+            cursor.execute(f"SELECT {hashes} FROM {_q(table.schema)}.{_q(table.name)}")  # noqa: S608 - quoted metadata names
+            cursor.fetchall()
+    except duckdb.Error:
+        pass  # interrupted by a reload or close; queries read what they need themselves
+    finally:
+        cursor.close()
+
+
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(I?)B\s*", re.IGNORECASE)
+
+
+def _bytes(size: str) -> int | None:
+    """Bytes of a DuckDB memory size ("2GB", "512 MiB"); None when it is not one."""
+    match = _SIZE.fullmatch(size)
+    if match is None:
+        return None
+    number, unit, binary = match.groups()
+    base = 1024 if binary else 1000
+    return int(float(number) * base ** " KMGT".index(unit.upper() or " "))
 
 
 def _arrow(cursor: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
