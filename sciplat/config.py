@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 
 from sciplat.configbase import Bytes, parse_bytes
 from sciplat.configbase import Section as _Section
+from sciplat.dask.config import DaskConfig
 from sciplat.errors import ConfigError
 from sciplat.jobs.config import JobsConfig
 from sciplat.labs.kubernetes.config import KubernetesConfig
@@ -374,6 +375,10 @@ class ServicesConfig(_Section):
     jobs: JobsConfig = Field(
         default_factory=JobsConfig,
         description="Headless notebook jobs and their result cache at /api/jobs.",
+    )
+    dask: DaskConfig = Field(
+        default_factory=DaskConfig,
+        description="Dask clusters (dask-gateway) at /api/dask, within the dask_* quotas.",
     )
 
 

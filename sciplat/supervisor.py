@@ -146,7 +146,7 @@ class Supervisor:
         services = self.factory.config.services
         return {
             s.prefix: f"http://127.0.0.1:{s.port}"
-            for s in (services.tap, services.jobs)
+            for s in (services.tap, services.jobs, services.dask)
             if s.enabled
         }
 
@@ -265,8 +265,22 @@ class Supervisor:
                     proc.wait()
             with contextlib.suppress(FileNotFoundError):
                 self.data.pid_file(name).unlink()
+        stop_dask(self.factory)
         with contextlib.suppress(FileNotFoundError):
             self.data.pid_file("supervisor").unlink()
+
+
+def stop_dask(factory: Factory) -> None:
+    """End every Dask scheduler and worker: the Dask service leaves them running when it
+    stops (a hub restart restarts it and it adopts them), the platform's stop ends them."""
+    from sciplat.dask.storage.shutdown import stop_all  # noqa: PLC0415
+    from sciplat.dask.wiring import usage_file  # noqa: PLC0415
+
+    stopped = stop_all(factory.data.root / "dask.sqlite", factory.lab_backend)
+    usage_file(factory.config).unlink(missing_ok=True)
+    if stopped:
+        print(f"sciplat: stopped {stopped} Dask process{'es' if stopped > 1 else ''}",
+              file=sys.stderr)  # fmt: skip
 
 
 def stop_process(pid_file: Path, timeout: float = 15) -> bool:

@@ -133,6 +133,7 @@ def configure_hub(c: Any, factory: Factory) -> None:
             }
         )
     _jobs_service(services, roles, factory)
+    _dask_service(services, roles, factory)
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 
@@ -173,3 +174,37 @@ def _jobs_service(
                ["access:services!service=jobs", "read:services!service=jobs"])  # fmt: skip
         _grant(roles, "server", ["users:activity!user", "access:servers!server"],
                ["access:services!service=jobs", "read:services!service=jobs"])  # fmt: skip
+
+
+def _dask_service(
+    services: list[dict[str, Any]], roles: list[dict[str, Any]], factory: Factory
+) -> None:
+    """The Dask service (``python -m sciplat.dask``), the scopes that reach it, and the
+    client settings labs and jobs get (user_environment passes ``DASK_GATEWAY__*`` on)."""
+    from sciplat.dask.client_env import client_environment  # noqa: PLC0415
+
+    dask, data = factory.config.services.dask, factory.data
+    if not dask.enabled:
+        return
+    client = client_environment(dask, public_url(factory))
+    os.environ.update(client)  # this hub's labs
+    for service in services:
+        if service["name"] == "jobs":  # the jobs service's jobs
+            service["environment"].update(client)
+    keep = ("SCIPLAT_CGROUP_PARENT", "SCIPLAT_CONFIG", "SCIPLAT_HUB_PORT")
+    services.append(
+        {
+            "name": "dask",
+            "url": f"http://127.0.0.1:{dask.port}",
+            "command": [*SERVICE_EXEC, sys.executable, "-m", "sciplat.dask",
+                        "--data-dir", str(data.root)],
+            # schedulers and workers go into the platform's cgroups, as labs do
+            "environment": {"SCIPLAT_DATA_DIR": str(data.root),
+                            **{k: os.environ[k] for k in keep if k in os.environ}},
+        }
+    )  # fmt: skip
+    # users' tokens and labs' own tokens reach the gateway (its JupyterHub check wants
+    # access:services!service=dask)
+    _grant(roles, "user", ["self"], ["access:services!service=dask"])
+    _grant(roles, "server", ["users:activity!user", "access:servers!server"],
+           ["access:services!service=dask"])  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sciplat.config import EnvironmentConfig, SizeConfig
@@ -21,8 +22,11 @@ def user_environment(
     user: User, home: Path, environment: EnvironmentConfig, size: SizeConfig
 ) -> dict[str, str]:
     """The process environment of everything run as ``user`` (labs and notebook jobs): only
-    these variables, nothing inherited from the hub or a service."""
+    these variables, nothing else inherited from the hub or a service. The platform's Dask
+    client settings (``DASK_GATEWAY__*``, put into the hub's and the jobs service's
+    environment by hub/config.py when Dask is on) are passed on."""
     return {
+        **{k: v for k, v in os.environ.items() if k.startswith("DASK_GATEWAY__")},
         **LOCALE,
         "PATH": f"{environment.path / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),

@@ -18,8 +18,19 @@ from sciplat.paths import DataDir
 
 
 def lab_requirements() -> list[str]:
-    """What makes an environment a lab: the single-user server must match the hub."""
-    return [f"jupyterhub=={jupyterhub.__version__}", "jupyterlab>=4.2,<5", "ipykernel>=6"]
+    """What makes an environment a lab: the single-user server must match the hub; the Dask
+    client must match the gateway."""
+    return [
+        f"jupyterhub=={jupyterhub.__version__}", "jupyterlab>=4.2,<5", "ipykernel>=6",
+        # Dask through the platform's gateway (the client must match the gateway's version)
+        "dask", "distributed", f"dask-gateway=={dask_gateway_version()}",
+    ]  # fmt: skip
+
+
+def dask_gateway_version() -> str:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    return version("dask-gateway-server")
 
 
 def lab_modules() -> dict[str, Path]:

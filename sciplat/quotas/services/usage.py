@@ -3,7 +3,9 @@ measured by the storage limits backend (or a directory walk), group directories 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from sciplat.config import Config, VolumesConfig
@@ -11,6 +13,24 @@ from sciplat.identity.models import Group, User
 from sciplat.labs.models import LabState
 from sciplat.quotas.models import LabUse, Number, Usage
 from sciplat.quotas.storage import tree
+
+
+def counters_dir(volumes: VolumesConfig) -> Path:
+    """Where services that run apart from the CLI (Dask) keep their users' counters: one
+    ``<service>.json`` each, ``{user: {quota key: amount}}``, written atomically by root."""
+    return volumes.root / ".sciplat" / "counters"
+
+
+def service_counters(volumes: VolumesConfig, user: str) -> dict[str, Number]:
+    """The counters of ``user`` that services published (a missing or damaged file: none)."""
+    values: dict[str, Number] = {}
+    for path in sorted(counters_dir(volumes).glob("*.json")):
+        try:
+            mine = json.loads(path.read_text()).get(user, {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        values.update({k: v for k, v in mine.items() if isinstance(v, int | float)})
+    return values
 
 
 def lab_use(size_name: str, config: Config) -> LabUse:
@@ -64,6 +84,7 @@ class UsageService:
             "memory": sum(lab.memory for lab in labs),
             "storage": self.home(user),
         }
+        values.update(service_counters(self.volumes, user.name))
         values.update(counters or {})
         groups = self.group_directories(user.groups) if measure_groups else {}
         return Usage(user.name, values, groups)
