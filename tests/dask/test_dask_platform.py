@@ -19,6 +19,7 @@ import pytest
 from dask_gateway import Gateway, GatewayCluster, GatewayWarning, JupyterHubAuth
 
 from tests.conftest import needs_root
+from tests.support.kernel import LabKernel
 from tests.support.platform import Platform, free_ports, running_platform, wait_for
 
 pytestmark = [
@@ -165,6 +166,32 @@ def test_quota_clamps_over_clusters_workers_run_as_the_user_in_cgroups(
 
     second.shutdown()
     first.shutdown()
+
+
+def test_gateway_needs_no_configuration_in_a_lab(dask_platform: Platform) -> None:
+    p = dask_platform
+    user = p.add_user("labdask")
+    token = p.token(user)
+    p.start_lab(user, token)
+    kernel = LabKernel(p.url, user, token)
+    try:
+        # the lab's own token and the DASK_GATEWAY__* settings only: no address, no auth
+        out = kernel.run(
+            "import os\n"
+            "from dask_gateway import Gateway\n"
+            "gw = Gateway()\n"
+            "cluster = gw.new_cluster()\n"
+            "cluster.scale(1)\n"
+            "client = cluster.get_client()\n"
+            "client.wait_for_workers(1, timeout=120)\n"
+            "print('uid', client.submit(os.getuid).result() == os.getuid())\n"
+            "client.close()\n"
+            "cluster.shutdown()",
+            timeout=240,
+        )
+    finally:
+        kernel.close()
+    assert "uid True" in out, out
 
 
 def test_a_zero_quota_refuses_dask_and_a_raised_quota_applies_without_restart(
