@@ -207,6 +207,8 @@ def test_a_zero_quota_refuses_dask_and_a_raised_quota_applies_without_restart(
         gw.new_cluster()
     p.config["quotas"]["users"] = {user: {"dask_workers": 1}}
     p.write_config()
+    with pytest.raises(Exception, match="environment 'broken' has no Dask"):
+        gw.new_cluster(environment="broken")
     cluster = gw.new_cluster(shutdown_on_close=False)
     with pytest.warns(GatewayWarning, match="dask_workers quota of 1"):
         cluster.scale(2)

@@ -131,6 +131,13 @@ class SciplatBackend(LocalBackend):  # type: ignore[misc]
                 f"Dask is not allowed for your account: your {forbidden} quota is 0. "
                 "Ask the platform's operators for a Dask quota."
             )
+        _, config = await self.process_cluster_options(user, cluster_options)
+        dask = self._dask_command(config.lab_environment)
+        if not os.access(dask, os.X_OK):
+            raise PublicException(
+                f"the environment {config.lab_environment!r} has no Dask ({dask} is missing); "
+                "choose another environment or ask the operators to rebuild it"
+            )
         name: str = await super().start_cluster(user, cluster_options)
         return name
 
@@ -205,9 +212,12 @@ class SciplatBackend(LocalBackend):  # type: ignore[misc]
         )
         return env
 
+    def _dask_command(self, environment: str) -> str:
+        return str(self.sciplat.environments.get(environment).path / "bin" / "dask")
+
     def _dask(self, cluster: Any, role: str) -> list[str]:
-        env = self.sciplat.environments.get(cluster.config["lab_environment"])
-        return [str(env.path / "bin" / "dask"), role, "--preload", MUTUAL_TLS_PRELOAD]
+        dask = self._dask_command(cluster.config["lab_environment"])
+        return [dask, role, "--preload", MUTUAL_TLS_PRELOAD]
 
     def get_scheduler_command(self, cluster: Any) -> list[str]:
         args = DBBackendBase.get_scheduler_command(self, cluster)
