@@ -141,6 +141,8 @@ def test_quota_clamps_over_clusters_workers_run_as_the_user_in_cgroups(
     second = gw.new_cluster(options)
     with pytest.warns(GatewayWarning, match=r"3 in use by your other clusters.*Scaling to 0"):
         second.scale(2)
+    with pytest.warns(GatewayWarning, match=r"Adapt maximum of 4 workers would exceed your"):
+        second.adapt(minimum=0, maximum=4)
     wait_for(lambda: "3 (100%)" in quota_line(p, user, "dask_workers"), 30, 0.5,
              "quota show to report the workers")  # fmt: skip
     assert "1.5 GiB" in quota_line(p, user, "dask_memory")
