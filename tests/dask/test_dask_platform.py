@@ -8,6 +8,7 @@ import contextlib
 import gc
 import os
 import signal
+import socket
 import sqlite3
 import ssl
 from collections.abc import Iterator
@@ -132,10 +133,16 @@ def test_quota_clamps_over_clusters_workers_run_as_the_user_in_cgroups(
     try:
         uids = client.run(os.getuid)
         pids = client.run(os.getpid)
+        worker_http = [
+            w["services"]["dashboard"] for w in client.scheduler_info()["workers"].values()
+        ]
     finally:
         client.close()
     assert set(uids.values()) == {uid_of(p, user)}
     assert {memory_limit(pid) for pid in pids.values()} == {GIB // 2}
+    # the workers' own HTTP servers (/metrics, their dashboards) want the cluster's key too
+    assert len(worker_http) == 3
+    assert all(dashboard_refuses_strangers(f"http://127.0.0.1:{port}") for port in worker_http)
 
     # the quota is over all the user's clusters: a second one gets no worker
     second = gw.new_cluster(options)
@@ -237,18 +244,19 @@ def test_a_zero_quota_refuses_dask_and_a_raised_quota_applies_without_restart(
 
 
 def dashboard_refuses_strangers(address: str) -> bool:
-    """True if the dashboard at ``address`` refuses a client without a certificate."""
+    """True if the HTTP server at ``address`` answers nothing, over TLS or plain HTTP, to a
+    client without the cluster's certificate (any HTTP answer, even an error, is a reply)."""
     host, port = address.removeprefix("http://").split(":")
+    socket.create_connection((host, int(port)), timeout=10).close()  # something listens
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     for url, verify in (
-        (f"https://{host}:{port}/status", ctx),
-        (f"http://{host}:{port}/status", True),
+        (f"https://{host}:{port}/health", ctx),
+        (f"http://{host}:{port}/health", True),
     ):
         try:
-            r = httpx.get(url, verify=verify, timeout=10)
+            httpx.get(url, verify=verify, timeout=10)
         except httpx.HTTPError:
             continue
-        if r.status_code < 400:
-            return False
+        return False
     return True
