@@ -115,7 +115,7 @@ def _hub_db_url(factory: Factory) -> str | None:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from sciplat.hub.hubdb import lab_states  # noqa: PLC0415
-    from sciplat.supervisor import stop_process  # noqa: PLC0415
+    from sciplat.supervisor import stop_dask, stop_process  # noqa: PLC0415
 
     factory = _factory(args)
     for name in ("supervisor", "hub", "proxy"):
@@ -129,6 +129,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     stopped = factory.prefork.stop_all()
     if stopped:
         print(f"stopped {stopped} pre-forked lab server{'s' if stopped > 1 else ''}")
+    # Dask schedulers and workers (a supervisor that crashed left them running)
+    stop_dask(factory)
     # home and group images are mounted while the platform runs; with every lab gone,
     # release them
     for person in factory.identity.list_users():

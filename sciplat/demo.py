@@ -28,6 +28,8 @@ environments:
     requirements: [numpy, scipy, astropy, matplotlib, pandas, pyvo]
 volumes:
   root: {root}
+quotas:                    # what each user may use at once (docs/config-reference.md)
+  default: {{dask_workers: 4, dask_cores: 4, dask_memory: 8GiB}}
 culling:
   idle_timeout: 3600
   max_age: 0

@@ -10,8 +10,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from sciplat.config import Config, load_config
 from sciplat.db import Database
+from sciplat.errors import ConfigError
 from sciplat.identity.services.users import IdentityService
 from sciplat.identity.storage import database as _identity_tables  # noqa: F401 - registers tables
 from sciplat.identity.storage.accounts import HostAccounts
@@ -55,7 +58,8 @@ class Factory(Shared):
 
         ``$SCIPLAT_CONFIG`` names another document; ``$SCIPLAT_BIND``, ``$SCIPLAT_PORT``,
         ``$SCIPLAT_HUB_PORT`` and ``$SCIPLAT_PROXY_API_PORT`` override those ``hub`` keys, and
-        ``$SCIPLAT_TAP_PORT`` / ``$SCIPLAT_JOBS_PORT`` the TAP / jobs service's port (how
+        ``$SCIPLAT_TAP_PORT`` / ``$SCIPLAT_JOBS_PORT`` the TAP / jobs service's port and
+        ``$SCIPLAT_DASK_PORTS`` (``PORT,API_PORT,SCHEDULER_PORT``) the Dask service's (how
         ``sciplat up --bind/--port`` reach the hub, and how several instances share a host).
 
         Raises:
@@ -77,20 +81,7 @@ class Factory(Shared):
         if overrides:
             hub = config.hub.model_validate({**config.hub.model_dump(), **overrides})
             config = config.model_copy(update={"hub": hub})
-        if os.environ.get("SCIPLAT_TAP_PORT"):
-            tap = config.services.tap.model_copy(
-                update={"port": int(os.environ["SCIPLAT_TAP_PORT"])}
-            )
-            config = config.model_copy(
-                update={"services": config.services.model_copy(update={"tap": tap})}
-            )
-        if os.environ.get("SCIPLAT_JOBS_PORT"):
-            jobs = config.services.jobs.model_copy(
-                update={"port": int(os.environ["SCIPLAT_JOBS_PORT"])}
-            )
-            config = config.model_copy(
-                update={"services": config.services.model_copy(update={"jobs": jobs})}
-            )
+        config = _service_port_overrides(config)
         return cls(data, config, os.environ.get("SCIPLAT_CGROUP_PARENT", "sciplat"))
 
     @property
@@ -196,9 +187,9 @@ class Factory(Shared):
             hub_port=self.config.hub.hub_port,
             rate_check=lambda name, groups: quotas.check_rate_of(name, groups, "tap"),
             query_limits=quotas.query_limits,
-            table_storage=lambda name, groups: quotas.resolver.limit(
-                "table_storage", name, list(groups)
-            ).value,
+            table_storage=lambda name, groups: (
+                quotas.resolver.limit("table_storage", name, list(groups)).value
+            ),
         )
 
     @cached_property
@@ -219,3 +210,43 @@ class Factory(Shared):
         if cgroups.detect(self.cgroup_parent) is None:
             return "no writable cgroup hierarchy: labs run without CPU, memory and process limits"
         return None
+
+
+#: environment variable -> (service, its port fields), see Factory.from_data_dir
+SERVICE_PORTS = {
+    "SCIPLAT_TAP_PORT": ("tap", ("port",)),
+    "SCIPLAT_JOBS_PORT": ("jobs", ("port",)),
+    "SCIPLAT_DASK_PORTS": ("dask", ("port", "api_port", "scheduler_port")),
+}
+
+
+def _service_port_overrides(config: Config) -> Config:
+    """``config`` with the services' ports from the environment (SERVICE_PORTS).
+
+    Raises:
+        ConfigError: a variable that is not a comma-separated list of as many ports.
+    """
+    services = config.services
+    for var, (name, fields) in SERVICE_PORTS.items():
+        text = os.environ.get(var)
+        if not text:
+            continue
+        try:
+            ports = [int(v) for v in text.split(",")]
+        except ValueError:
+            ports = []
+        if len(ports) != len(fields):
+            raise ConfigError(
+                f"${var}={text!r}: give {len(fields)} port number(s), comma-separated "
+                f"({', '.join(fields)} of services.{name})"
+            )
+        section = getattr(services, name)
+        try:
+            section = section.model_validate(
+                {**section.model_dump(), **dict(zip(fields, ports, strict=True))}
+            )
+        except ValidationError as exc:
+            reason = "; ".join(e["msg"] for e in exc.errors())
+            raise ConfigError(f"${var}={text!r}: {reason}") from exc
+        services = services.model_copy(update={name: section})
+    return config.model_copy(update={"services": services})

@@ -39,7 +39,7 @@ def test_first_start_writes_demo_config_and_prints_the_login() -> None:
         os.chmod(d, 0o755)
     # the demo environment is the shared test one, so the test does not build another
     (storage / "envs" / "default").symlink_to(lab_environment())
-    port, hub_port, api_port, tap_port, jobs_port = free_ports(5)
+    port, hub_port, api_port, tap_port, jobs_port, *dask_ports = free_ports(8)
     env = {
         **os.environ,
         "SCIPLAT_STORAGE_ROOT": str(storage),
@@ -47,6 +47,7 @@ def test_first_start_writes_demo_config_and_prints_the_login() -> None:
         "SCIPLAT_PROXY_API_PORT": str(api_port),
         "SCIPLAT_TAP_PORT": str(tap_port),
         "SCIPLAT_JOBS_PORT": str(jobs_port),
+        "SCIPLAT_DASK_PORTS": ",".join(map(str, dask_ports)),
         "SCIPLAT_CGROUP_PARENT": f"sciplat-test-{run_id}",
         "PYTHONUNBUFFERED": "1",
     }
@@ -77,6 +78,14 @@ def test_first_start_writes_demo_config_and_prints_the_login() -> None:
         r = login(Target(), "admin", found.group(1))  # type: ignore[arg-type]
         assert r.status_code == 302
         assert httpx.get(f"http://127.0.0.1:{port}/hub/health", timeout=5).status_code == 200
+        # the demo runs every service, Dask included, behind the same proxy
+        assert config["quotas"]["default"]["dask_workers"] == 4
+        for path in ("/api/tap/availability", "/api/dask/api/health"):
+            wait_for(
+                lambda path=path: httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+                .status_code == 200,
+                60, 0.3, path,
+            )  # fmt: skip
     finally:
         subprocess.run([sys.executable, "-m", "sciplat", "--data-dir", str(data), "down"],
                        env=env, capture_output=True, timeout=120, check=False)  # fmt: skip

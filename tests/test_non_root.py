@@ -40,7 +40,7 @@ def test_platform_as_an_ordinary_user() -> None:
     data = root / "data"
     data.mkdir(parents=True)
     os.chmod(TEST_STORAGE, 0o755)
-    port, hub_port, api_port = free_ports(3)
+    port, hub_port, api_port, *dask_ports = free_ports(6)
     config = {
         "auth": {"provider": "local"},
         "environments": [{"name": "test", "path": str(lab_environment()), "recommended": True}],
@@ -53,6 +53,7 @@ def test_platform_as_an_ordinary_user() -> None:
     (data / "sciplat.yaml").write_text(yaml.safe_dump(config))
     subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(root)], check=True)
     env = {**os.environ, "HOME": str(root), "SCIPLAT_DATA_DIR": str(data),
+           "SCIPLAT_DASK_PORTS": ",".join(map(str, dask_ports)),
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
     env.pop("SCIPLAT_CGROUP_PARENT", None)
 

@@ -18,12 +18,7 @@ class DaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(
-        False,
-        description="Run the Dask service (off by default: its three fixed ports would "
-        "collide between platforms sharing a host; see docs/architecture.md).",
-        examples=[True],
-    )
+    enabled: bool = Field(True, description="Run the Dask service.", examples=[True])
     port: int = Field(
         8093, ge=1, le=65535,
         description="Loopback port of the gateway's HTTP proxy (the proxy routes `prefix` here).",

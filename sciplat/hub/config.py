@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sciplat.factory import Factory
+from sciplat.factory import SERVICE_PORTS, Factory
 from sciplat.hub.admin import PlatformAdminHandler, QuotaApiHandler
 from sciplat.hub.authenticators import SciplatLocalAuthenticator
 from sciplat.hub.spawner import SciplatSpawner
@@ -116,7 +116,7 @@ def configure_hub(c: Any, factory: Factory) -> None:
                     "--data-dir",
                     str(data.root),
                 ],
-                "environment": {"SCIPLAT_DATA_DIR": str(data.root)},
+                "environment": service_environment(factory),
             }
         )
         roles.append({"name": "user", "scopes": ["self", "access:services!service=tap"]})
@@ -138,6 +138,22 @@ def configure_hub(c: Any, factory: Factory) -> None:
     c.JupyterHub.load_roles = roles
 
 
+#: what a service must see as the hub did to read the same config (Factory.from_data_dir):
+#: another document, the ports of an instance sharing the host, the cgroup parent
+PASSED_TO_SERVICES = (
+    "SCIPLAT_CONFIG", "SCIPLAT_CGROUP_PARENT", "SCIPLAT_BIND", "SCIPLAT_PORT",
+    "SCIPLAT_HUB_PORT", "SCIPLAT_PROXY_API_PORT", *SERVICE_PORTS,
+)  # fmt: skip
+
+
+def service_environment(factory: Factory) -> dict[str, str]:
+    """The environment of the platform's own services: its data directory and every
+    variable the hub's config was read with (a service on another port than the hub
+    expects makes the hub give up on it)."""
+    passed = {k: os.environ[k] for k in PASSED_TO_SERVICES if k in os.environ}
+    return {"SCIPLAT_DATA_DIR": str(factory.data.root), **passed}
+
+
 def _grant(roles: list[dict[str, Any]], name: str, base: list[str], scopes: list[str]) -> None:
     """Add ``scopes`` to role ``name`` in ``roles`` (created with ``base`` if missing)."""
     role = next((r for r in roles if r["name"] == name), None)
@@ -153,7 +169,6 @@ def _jobs_service(
     """The notebook jobs service (``python -m sciplat.jobs``) and the scopes that reach it."""
     jobs, data = factory.config.services.jobs, factory.data
     if jobs.enabled:
-        keep = ("SCIPLAT_CGROUP_PARENT", "SCIPLAT_CONFIG", "SCIPLAT_HUB_PORT", "SCIPLAT_JOBS_PORT")
         services.append(
             {
                 "name": "jobs",
@@ -163,8 +178,7 @@ def _jobs_service(
                 "command": [*SERVICE_EXEC, sys.executable, "-m", "sciplat.jobs",
                             "--data-dir", str(data.root)],
                 # jobs start their processes in the platform's cgroups, as labs do
-                "environment": {"SCIPLAT_DATA_DIR": str(data.root),
-                                **{k: os.environ[k] for k in keep if k in os.environ}},
+                "environment": service_environment(factory),
             }
         )  # fmt: skip
         # users' tokens reach the service, and so does a lab's own token: the lab client
@@ -191,7 +205,6 @@ def _dask_service(
     for service in services:
         if service["name"] == "jobs":  # the jobs service's jobs
             service["environment"].update(client)
-    keep = ("SCIPLAT_CGROUP_PARENT", "SCIPLAT_CONFIG", "SCIPLAT_HUB_PORT")
     services.append(
         {
             "name": "dask",
@@ -199,8 +212,7 @@ def _dask_service(
             "command": [*SERVICE_EXEC, sys.executable, "-m", "sciplat.dask",
                         "--data-dir", str(data.root)],
             # schedulers and workers go into the platform's cgroups, as labs do
-            "environment": {"SCIPLAT_DATA_DIR": str(data.root),
-                            **{k: os.environ[k] for k in keep if k in os.environ}},
+            "environment": service_environment(factory),
         }
     )  # fmt: skip
     # users' tokens and labs' own tokens reach the gateway (its JupyterHub check wants

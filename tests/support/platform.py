@@ -368,7 +368,11 @@ def platform_config(root: Path, env_path: Path, ports: list[int], block: int) ->
         ],
         "volumes": {"root": str(root / "storage")},
         "culling": {"idle_timeout": 0, "max_age": 0},
-        "services": {"tap": {"enabled": False}, "jobs": {"enabled": False}},
+        "services": {
+            "tap": {"enabled": False},
+            "jobs": {"enabled": False},
+            "dask": {"enabled": False},
+        },
         "hub": {
             "bind": "127.0.0.1",
             "port": ports[0],
