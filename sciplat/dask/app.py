@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +19,9 @@ from traitlets.config import Config as TraitletsConfig
 from sciplat.dask.handlers import add_dashboard_routes, quota_messages
 from sciplat.dask.storage.backend import SciplatBackend
 from sciplat.dask.wiring import DaskServices
+from sciplat.errors import ThrottledError
 from sciplat.paths import DataDir
+from sciplat.quotas.errors import QuotaExceededError
 
 
 class HubTokenAuthenticator(JupyterHubAuthenticator):  # type: ignore[misc]
@@ -32,6 +35,31 @@ class HubTokenAuthenticator(JupyterHubAuthenticator):  # type: ignore[misc]
         if kind.lower() in ("jupyterhub", "token", "bearer") and token.strip():
             return token.strip()
         return request.query.get("token") or None
+
+    #: the platform's services (set by create_gateway), for the caller's ``api_rate``
+    sciplat: DaskServices | None = None
+
+    async def authenticate_and_handle(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Every authenticated request (token or session cookie) counts against the caller's
+        ``api_rate``: 429 with Retry-After past it, 403 when it is 0."""
+
+        async def limited(req: web.Request) -> web.StreamResponse:
+            if self.sciplat is not None:
+                try:
+                    self.sciplat.quotas.check_rate(req["user"].name)
+                except ThrottledError as err:
+                    # dask-gateway answers errors as {"error": reason}, which its client shows
+                    raise web.HTTPTooManyRequests(
+                        reason=err.message, headers={"Retry-After": str(err.retry_after)}
+                    ) from err
+                except QuotaExceededError as err:
+                    raise web.HTTPForbidden(reason=err.message) from err
+            return await handler(req)
+
+        response: web.StreamResponse = await super().authenticate_and_handle(request, limited)
+        return response
 
     async def setup(self, app: web.Application) -> None:
         await super().setup(app)
@@ -110,5 +138,6 @@ def create_gateway(services: DaskServices, hub_api_url: str) -> DaskGateway:
     gateway = DaskGateway(config=gateway_config(services, hub_api_url))
     gateway.initialize([])
     gateway.backend.sciplat = services
+    gateway.authenticator.sciplat = services
     gateway.app.middlewares.append(quota_messages)
     return gateway

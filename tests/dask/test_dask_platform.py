@@ -203,6 +203,23 @@ def test_gateway_needs_no_configuration_in_a_lab(dask_platform: Platform) -> Non
     assert "uid True" in out, out
 
 
+def test_api_rate_answers_429_with_retry_after(dask_platform: Platform) -> None:
+    p = dask_platform
+    chatty, calm = p.add_user("chatty"), p.add_user("calm")
+    p.config["quotas"]["users"] = {chatty: {"api_rate": 3}}
+    p.write_config()
+    url = f"{p.url}/api/dask/api/v1/clusters/"
+    headers = {u: {"Authorization": f"token {p.token(u)}"} for u in (chatty, calm)}
+    codes = [_get(url, headers=headers[chatty]).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429], codes
+    r = _get(url, headers=headers[chatty])
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1, r.headers
+    assert "3 per minute" in r.text, r.text
+    assert _get(url, headers=headers[calm]).status_code == 200  # one user's rate is theirs
+    p.config["quotas"]["users"] = {}
+    p.write_config()
+
+
 def test_a_zero_quota_refuses_dask_and_a_raised_quota_applies_without_restart(
     dask_platform: Platform,
 ) -> None:

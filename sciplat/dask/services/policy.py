@@ -11,6 +11,7 @@ from pathlib import Path
 from sciplat.config import load_config
 from sciplat.dask.services.limits import DaskLimits, Decision, Holding, clamp
 from sciplat.errors import SciplatError
+from sciplat.quotas.services.ratelimit import RateLimiter
 from sciplat.quotas.services.resolver import QuotaResolver
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class DaskQuotas:
         self.resolver = resolver
         self.config_path = config_path
         self.groups_of = groups_of
+        self.limiter = RateLimiter()
         self._mtime = self._stat()
 
     def _stat(self) -> int:
@@ -59,6 +61,16 @@ class DaskQuotas:
             None if cores is None else float(cores),
             None if memory is None else int(memory),
         )
+
+    def check_rate(self, user: str) -> None:
+        """Count one request of ``user`` to the Dask service against their ``api_rate``.
+
+        Raises:
+            ThrottledError: over the rate (HTTP 429 with Retry-After).
+            QuotaExceededError: their ``api_rate`` is 0 (HTTP 403).
+        """
+        value = self._current().limit("api_rate", user, self.groups_of(user)).value
+        self.limiter.enforce(user, "dask", None if value is None else int(value))
 
     def decide(
         self,
