@@ -48,6 +48,13 @@ def configure_cluster_hub(c: Any, factory: Factory, env: Mapping[str, str] = os.
             f"the hub runs in a cluster but {', '.join(missing)} is not set: start it with "
             "the Helm chart (deploy/helm/sciplat), or use `sciplat up` on one machine"
         )
+    if factory.config.services.dask.enabled:
+        # the hub would run dask-gateway as its own child in the hub's pod, and launch
+        # schedulers there: the chart has no Dask part yet (docs/operator-kubernetes.md)
+        raise ConfigError(
+            "services.dask.enabled: the Helm chart does not run the Dask service yet; set "
+            "config.services.dask.enabled to false in the chart's values"
+        )
     configure_hub(c, factory)
     port = factory.config.hub.hub_port
     c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{port}"  # the pod's address, behind a Service

@@ -17,7 +17,10 @@ from sciplat.errors import ConfigError
 from sciplat.factory import Factory
 from sciplat.paths import DataDir
 
-DOC = "auth:\n  admin_users: [admin]\nsizes:\n  - {name: small, cpu: 1, memory: 2GiB}\n"
+DOC = (
+    "auth:\n  admin_users: [admin]\nsizes:\n  - {name: small, cpu: 1, memory: 2GiB}\n"
+    "services:\n  dask: {enabled: false}\n"
+)
 ENV = {
     "SCIPLAT_STATE_URL": "postgresql+psycopg://sciplat:pw@db/sciplat",
     "SCIPLAT_HUB_API_URL": "http://t-sciplat-hub:8081/hub/api",
@@ -136,6 +139,16 @@ def test_a_hub_not_started_by_the_chart_says_so(tmp_path: Path) -> None:
         configure_cluster_hub(
             TraitletsConfig(), cluster_factory(tmp_path), {"SCIPLAT_HUB_CONNECT_URL": "http://h"}
         )
+
+
+def test_dask_on_in_a_cluster_says_the_chart_does_not_run_it(tmp_path: Path) -> None:
+    doc = DOC.replace("dask: {enabled: false}", "dask: {enabled: true}")
+    data = prepare(_write(tmp_path / "sciplat.yaml", doc), tmp_path / "data", {})
+    factory = Factory(data, parse_config(data.config.read_text()))
+    env = {"SCIPLAT_HUB_CONNECT_URL": "http://h", "SCIPLAT_PROXY_API_URL": "http://p",
+           "CONFIGPROXY_AUTH_TOKEN": "t"}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"config\.services\.dask\.enabled to false"):
+        configure_cluster_hub(TraitletsConfig(), factory, env)
 
 
 def test_the_jupyterhub_config_file_calls_the_cluster_configuration() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,17 @@ def build(hub_env: dict[str, str], isolate: bool = True):
     )
 
 
-def test_env_has_only_the_listed_variables_and_the_hubs():
+def test_the_platforms_dask_settings_are_passed_on(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DASK_GATEWAY__ADDRESS", "http://127.0.0.1:8000/api/dask")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://elsewhere:8786")  # not the platform's
+    env = build({}).env
+    assert env["DASK_GATEWAY__ADDRESS"] == "http://127.0.0.1:8000/api/dask"
+    assert "DASK_SCHEDULER_ADDRESS" not in env
+
+
+def test_env_has_only_the_listed_variables_and_the_hubs(monkeypatch: pytest.MonkeyPatch):
+    for var in [v for v in os.environ if v.startswith("DASK_GATEWAY__")]:
+        monkeypatch.delenv(var)  # a hub with Dask on has them: see the next test
     spec = build({"SECRET": "1", "JUPYTERHUB_API_TOKEN": "x", "PATH": "/evil", "HOME": "/root"})
     assert "SECRET" not in spec.env
     assert spec.env == {
