@@ -131,6 +131,13 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"stopped {stopped} pre-forked lab server{'s' if stopped > 1 else ''}")
     # Dask schedulers and workers (a supervisor that crashed left them running)
     stop_dask(factory)
+    # notebook jobs still running (their service is gone; its recovery would stop them at
+    # its next start, which a platform being taken down does not get)
+    from sciplat.jobs.storage.shutdown import stop_running_jobs  # noqa: PLC0415
+
+    jobs = stop_running_jobs(factory.data.root / "jobs.sqlite", factory.lab_backend)
+    if jobs:
+        print(f"stopped {jobs} running notebook job{'s' if jobs > 1 else ''}")
     # home and group images are mounted while the platform runs; with every lab gone,
     # release them
     for person in factory.identity.list_users():

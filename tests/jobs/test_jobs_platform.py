@@ -351,3 +351,25 @@ def test_the_lab_client_needs_no_configuration(jobs_platform: Platform) -> None:
         kernel.close()
         p.stop_lab(user, token)
     assert out.strip() == "done False True", out
+
+
+def test_sciplat_down_stops_a_running_job(jobs_platform: Platform) -> None:
+    """Last in this module: it takes the platform down."""
+    p = jobs_platform
+    token = p.token(p.add_user("downed"))
+    job = submit(p, token, notebook=notebook("import time", "time.sleep(300)"), timeout=600)
+    wait_for(lambda: jobs_api(p, "GET", f"/{job['id']}", token).json()["status"] == "running",
+             60, 0.2, "the job to run")  # fmt: skip
+    groups = Path(f"/sys/fs/cgroup/pids/sciplat-test-{p.run_id}")
+    assert list(groups.glob(f"*job-{job['id']}*"))
+    out = p.sciplat("down").stdout
+    assert "stopped 1 running notebook job" in out, out
+    assert not list(groups.glob(f"*job-{job['id']}*")), "its cgroup is gone"
+    from sciplat.jobs.models.job import JobStatus
+    from sciplat.jobs.storage.store import JobStore
+
+    store = JobStore(p.data_dir / "jobs.sqlite")
+    record = store.get(job["id"])
+    store.close()
+    assert record is not None and record.status is JobStatus.FAILED
+    assert "sciplat down" in record.error
