@@ -135,7 +135,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     # its next start, which a platform being taken down does not get)
     from sciplat.jobs.storage.shutdown import stop_running_jobs  # noqa: PLC0415
 
-    jobs = stop_running_jobs(factory.data.root / "jobs.sqlite", factory.lab_backend)
+    jobs = stop_running_jobs(factory.data.jobs_db, factory.lab_backend)
     if jobs:
         print(f"stopped {jobs} running notebook job{'s' if jobs > 1 else ''}")
     # home and group images are mounted while the platform runs; with every lab gone,

@@ -7,6 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def hub_api_url(configured: str, hub_port: int) -> str:
+    """Where a platform service reaches the hub's REST API: ``configured`` (its
+    ``hub_api_url``), else ``$JUPYTERHUB_API_URL`` (set for hub-managed services), else the
+    local hub on ``hub_port``."""
+    return (
+        configured
+        or os.environ.get("JUPYTERHUB_API_URL", "")
+        or f"http://127.0.0.1:{hub_port}/hub/api"
+    )
+
+
 def default_data_dir() -> Path:
     """``$SCIPLAT_DATA_DIR``, else ``./data`` (what ``make up`` uses in the checkout)."""
     return Path(os.environ.get("SCIPLAT_DATA_DIR") or "data").absolute()
@@ -29,6 +40,16 @@ class DataDir:
     @property
     def hub_db(self) -> Path:
         return self.root / "jupyterhub.sqlite"
+
+    @property
+    def jobs_db(self) -> Path:
+        """Notebook jobs' records and result cache (the jobs service, `sciplat down`)."""
+        return self.root / "jobs.sqlite"
+
+    @property
+    def dask_db(self) -> Path:
+        """dask-gateway's clusters and workers (the Dask service, `sciplat down`)."""
+        return self.root / "dask.sqlite"
 
     @property
     def environments(self) -> Path:

@@ -276,7 +276,7 @@ def stop_dask(factory: Factory) -> None:
     from sciplat.dask.storage.shutdown import stop_all  # noqa: PLC0415
     from sciplat.dask.wiring import usage_file  # noqa: PLC0415
 
-    stopped = stop_all(factory.data.root / "dask.sqlite", factory.lab_backend)
+    stopped = stop_all(factory.data.dask_db, factory.lab_backend)
     usage_file(factory.config).unlink(missing_ok=True)
     if stopped:
         print(f"sciplat: stopped {stopped} Dask process{'es' if stopped > 1 else ''}",

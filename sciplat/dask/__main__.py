@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from sciplat.dask.app import create_gateway
 from sciplat.dask.wiring import build_dask
 from sciplat.factory import Factory
-from sciplat.paths import default_data_dir
+from sciplat.paths import default_data_dir, hub_api_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,12 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     factory = Factory.from_data_dir(args.data_dir or default_data_dir())
     services = build_dask(factory)
-    hub_api_url = (
-        services.config.hub_api_url
-        or os.environ.get("JUPYTERHUB_API_URL", "")
-        or f"http://127.0.0.1:{factory.config.hub.hub_port}/hub/api"
-    )
-    create_gateway(services, hub_api_url).start()
+    hub = hub_api_url(services.config.hub_api_url, factory.config.hub.hub_port)
+    create_gateway(services, hub).start()
     return 0
 
 

@@ -118,7 +118,7 @@ def gateway_config(services: DaskServices, hub_api_url: str) -> TraitletsConfig:
     c.HubTokenAuthenticator.use_service_access_scopes = True
     b = c.SciplatBackend
     # clusters outlive the service (a hub restart restarts it); `sciplat down` stops them
-    b.db_url = f"sqlite:///{data.root / 'dask.sqlite'}"
+    b.db_url = f"sqlite:///{data.dask_db}"
     b.db_encrypt_keys = [encrypt_key(data)]
     b.stop_clusters_on_shutdown = False
     b.cluster_start_timeout = cfg.start_timeout

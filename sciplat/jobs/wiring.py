@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from sciplat.jobs.services.access import JobsAccess
 from sciplat.jobs.services.execution import Execution
 from sciplat.jobs.services.jobs import JobService
 from sciplat.jobs.storage.store import JobStore
+from sciplat.paths import hub_api_url
 from sciplat.tap.storage.hub import HubClient
 
 if TYPE_CHECKING:
@@ -27,27 +27,18 @@ class JobsServices:
     store: JobStore
 
 
-def hub_api_url(config: JobsConfig, hub_port: int = 8081) -> str:
-    """``hub_api_url``, else ``$JUPYTERHUB_API_URL`` (set for hub-managed services), else local."""
-    return (
-        config.hub_api_url
-        or os.environ.get("JUPYTERHUB_API_URL", "")
-        or f"http://127.0.0.1:{hub_port}/hub/api"
-    )
-
-
 def build_jobs(factory: Factory, hub: HubClient | None = None) -> JobsServices:
     """Wire the jobs objects onto the platform's own (identity, quotas, lab backend, volumes)."""
     config = factory.config.services.jobs
     quotas = factory.quotas
-    hub = hub or HubClient(hub_api_url(config, factory.config.hub.hub_port),
+    hub = hub or HubClient(hub_api_url(config.hub_api_url, factory.config.hub.hub_port),
                            config.token_cache_seconds)  # fmt: skip
     access = JobsAccess(
         hub,
         config.required_scope,
         lambda name, groups: quotas.check_rate_of(name, groups, "jobs"),
     )
-    store = JobStore(factory.data.root / "jobs.sqlite")
+    store = JobStore(factory.data.jobs_db)
     execution = Execution(
         factory.config,
         config,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sciplat.errors import ConfigError
+from sciplat.paths import hub_api_url
 from sciplat.tap.config import TapConfig
 from sciplat.tap.services.access import AccessService, QueryLimits, RateCheck
 from sciplat.tap.services.catalogue import CatalogueService
@@ -39,15 +39,6 @@ class TapServices:
 def tap_directory(config: TapConfig, data_root: Path) -> Path:
     """Where the catalogue files live: ``data_dir`` or ``<data>/tap``."""
     return Path(config.data_dir) if config.data_dir else data_root / "tap"
-
-
-def hub_api_url(config: TapConfig, hub_port: int = 8081) -> str:
-    """``hub_api_url``, else ``$JUPYTERHUB_API_URL`` (set for hub-managed services), else local."""
-    return (
-        config.hub_api_url
-        or os.environ.get("JUPYTERHUB_API_URL", "")
-        or f"http://127.0.0.1:{hub_port}/hub/api"
-    )
 
 
 def build_backend(config: TapConfig, data_root: Path) -> CatalogueBackend:
@@ -89,7 +80,7 @@ def build_tap(
         ConfigError: the postgres backend without a ``dsn``.
     """
     backend = backend or build_backend(config, data_root)
-    hub = hub or HubClient(hub_api_url(config, hub_port), config.token_cache_seconds)
+    hub = hub or HubClient(hub_api_url(config.hub_api_url, hub_port), config.token_cache_seconds)
     access = AccessService(config, hub, rate_check, query_limits)
     # MyDB: users' tables under <tapdir>/mydb/, metadata in <tapdir>/mydb.sqlite (mydb_dir in
     # tests); table_storage is the platform's quota resolver's limit of (user, groups)
