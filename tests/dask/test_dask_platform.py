@@ -74,12 +74,6 @@ def gateway(p: Platform, token: str) -> Gateway:
     return gw
 
 
-def uid_of(p: Platform, user: str) -> int:
-    out = p.sciplat("user", "list").stdout
-    line = next(line for line in out.splitlines() if line.split() and line.split()[0] == user)
-    return int(next(f for f in line.split() if f.isdigit()))
-
-
 def memory_limit(pid: int) -> int:
     """The memory limit of ``pid``'s cgroup (v1 or v2)."""
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
@@ -138,7 +132,7 @@ def test_quota_clamps_over_clusters_workers_run_as_the_user_in_cgroups(
         ]
     finally:
         client.close()
-    assert set(uids.values()) == {uid_of(p, user)}
+    assert set(uids.values()) == {p.uid_of(user)}
     assert {memory_limit(pid) for pid in pids.values()} == {GIB // 2}
     # the workers' own HTTP servers (/metrics, their dashboards) want the cluster's key too
     assert len(worker_http) == 3
@@ -173,8 +167,13 @@ def test_quota_clamps_over_clusters_workers_run_as_the_user_in_cgroups(
     db.close()
     assert dashboard_refuses_strangers(address)
 
+    # each cluster's certificate and key are the user's files in their home, removed at stop
+    workdirs = [p.home_of(user) / ".sciplat" / "dask" / c.name for c in (first, second)]
+    assert all((w / "dask.pem").stat().st_uid == p.uid_of(user) for w in workdirs)
     second.shutdown()
     first.shutdown()
+    wait_for(lambda: not any(w.exists() for w in workdirs), 30, 0.2,
+             "the clusters' directories to be removed")  # fmt: skip
 
 
 def test_gateway_needs_no_configuration_in_a_lab(dask_platform: Platform) -> None:

@@ -16,7 +16,6 @@ import httpx
 import nbformat
 import pytest
 
-from sciplat.config import Config
 from tests.conftest import needs_root
 from tests.support.platform import Platform, free_ports, running_platform, wait_for
 
@@ -74,15 +73,6 @@ def outputs(p: Platform, token: str, job_id: str) -> str:
     return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
 
 
-def home_of(p: Platform, user: str) -> Path:
-    return Config.model_validate(p.config).volumes.home_path(user)
-
-
-def uid_of(p: Platform, user: str) -> int:
-    users = json.loads(p.sciplat("user", "list", "--json").stdout)
-    return int(next(u["uid"] for u in users if u["name"] == user))
-
-
 WHOAMI = notebook("greeting = 'hi'", "import os\nprint(greeting, os.getuid(), os.environ['HOME'])")
 
 
@@ -97,10 +87,10 @@ def test_a_job_runs_as_its_user_and_a_repeat_is_served_from_the_cache(
     done = wait_done(p, token, job["id"])
     assert done["status"] == "done", done
     assert done["progress"] == "cell 3 of 3"  # the injected parameters cell counts
-    assert f"hello {uid_of(p, user)} {home_of(p, user)}" in outputs(p, token, job["id"])
+    assert f"hello {p.uid_of(user)} {p.home_of(user)}" in outputs(p, token, job["id"])
     result = Path(done["result"])
-    assert result.is_relative_to(home_of(p, user))
-    assert result.stat().st_uid == uid_of(p, user)  # written by the user's own process
+    assert result.is_relative_to(p.home_of(user))
+    assert result.stat().st_uid == p.uid_of(user)  # written by the user's own process
     html = jobs_api(p, "GET", f"/{job['id']}/html", token)
     assert html.status_code == 200 and "<html" in html.text and "hello" in html.text
 
@@ -126,13 +116,13 @@ def test_a_changed_cell_parameter_environment_or_input_runs_again(
     p = jobs_platform
     user = p.add_user("changer")
     token = p.token(user)
-    home = home_of(p, user)
+    home = p.home_of(user)
     data = home / "data.txt"
     data.write_text("1\n")
-    os.chown(data, uid_of(p, user), uid_of(p, user))
+    os.chown(data, p.uid_of(user), p.uid_of(user))
     base = notebook("n = 1", "print(n, open('data.txt').read())", sciplat={"inputs": ["data.txt"]})
     (home / "nb.ipynb").write_text(json.dumps(base))
-    os.chown(home / "nb.ipynb", uid_of(p, user), uid_of(p, user))
+    os.chown(home / "nb.ipynb", p.uid_of(user), p.uid_of(user))
 
     first = submit(p, token, path="nb.ipynb", parameters={"n": 1})
     assert wait_done(p, token, first["id"])["status"] == "done"
@@ -164,7 +154,7 @@ def test_a_changed_cell_parameter_environment_or_input_runs_again(
     (site / "userpkg-1.0.dist-info" / "METADATA").write_text("Name: userpkg\nVersion: 1.0\n")
     (site / "userpkg.py").write_text("VALUE = 'from the user site'\n")
     for path in [home / ".local", *(home / ".local").rglob("*")]:
-        os.chown(path, uid_of(p, user), uid_of(p, user))
+        os.chown(path, p.uid_of(user), p.uid_of(user))
     user_pkg = notebook("n = 1", "import userpkg\nprint(userpkg.VALUE)")
     job = submit(p, token, notebook=user_pkg, parameters={"n": 1})
     assert wait_done(p, token, job["id"])["status"] == "done"
@@ -289,8 +279,8 @@ def test_jobs_survive_a_restart_of_the_service(jobs_platform: Platform) -> None:
 def test_sciplat_run_and_nbcheck(jobs_platform: Platform, tmp_path: Path) -> None:
     p = jobs_platform
     user = p.add_user("cli")
-    uid = uid_of(p, user)
-    book = home_of(p, user) / "book"
+    uid = p.uid_of(user)
+    book = p.home_of(user) / "book"
     book.mkdir()
     (book / "good.ipynb").write_text(json.dumps(notebook("n = 1", "print('n is', n)")))
     (book / "bad.ipynb").write_text(json.dumps(notebook("n = 1", "1 / 0")))

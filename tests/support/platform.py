@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import yaml
 
+from sciplat.config import Config
 from sciplat.labs.environments.service import lab_modules, lab_requirements
 from sciplat.labs.environments.storage import build_venv, install_modules
 
@@ -194,6 +195,15 @@ class Platform:
     def user(self, name: str) -> str:
         """A platform user name unique to this run."""
         return f"{TEST_PREFIX}{self.run_id}{name}"[:32]
+
+    def uid_of(self, user: str) -> int:
+        """The UID the platform gave ``user`` (``sciplat user list``)."""
+        users = json.loads(self.sciplat("user", "list", "--json").stdout)
+        return int(next(u["uid"] for u in users if u["name"] == user))
+
+    def home_of(self, user: str) -> Path:
+        """``user``'s home under this platform's storage root."""
+        return Config.model_validate(self.config).volumes.home_path(user)
 
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

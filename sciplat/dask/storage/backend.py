@@ -37,7 +37,7 @@ from traitlets import Unicode
 from sciplat.config import SizeConfig
 from sciplat.dask.services.limits import Holding, in_use
 from sciplat.errors import SciplatError
-from sciplat.jobs.storage.homefiles import create_job_dir
+from sciplat.jobs.storage.homefiles import create_job_dir, remove_job_dir
 from sciplat.labs.builder import build_spec
 from sciplat.labs.models import LabSpec, LabState
 
@@ -275,18 +275,10 @@ class SciplatBackend(LocalBackend):  # type: ignore[misc]
         """Remove a cluster's directory without following links the user may have planted
         on the way (each component opened with O_NOFOLLOW)."""
         path = Path(workdir)
-        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-        fds: list[int] = []
         try:
-            fds.append(os.open(path.parents[len(WORKDIR.split("/"))], flags))
-            for part in WORKDIR.split("/"):
-                fds.append(os.open(part, flags, dir_fd=fds[-1]))
-            shutil.rmtree(path.name, dir_fd=fds[-1])
+            remove_job_dir(path.parents[len(WORKDIR.split("/"))], WORKDIR, path.name)
         except OSError as exc:
             self.log.warning("Could not remove %s: %s", workdir, exc)
-        finally:
-            for fd in fds:
-                os.close(fd)
 
     async def do_start_cluster(self, cluster: Any) -> AsyncIterator[dict[str, Any]]:
         workdir = await asyncio.to_thread(self.setup_working_directory, cluster)
