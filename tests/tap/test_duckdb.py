@@ -165,9 +165,10 @@ def test_a_catalogue_too_large_for_half_the_memory_limit_is_not_warmed(tmp_path:
 
 
 def test_memory_sizes_are_read_as_duckdb_reads_them() -> None:
-    from sciplat.tap.storage.duckdb import _bytes
+    from sciplat.configbase import parse_bytes  # what _warm reads memory_limit with
 
-    assert _bytes("2GB") == 2_000_000_000
-    assert _bytes("512 MiB") == 512 * 1024**2
-    assert _bytes("1.5GiB") == int(1.5 * 1024**3)
-    assert _bytes("lots") is None  # then nothing is warmed
+    assert parse_bytes("2GB") == 2_000_000_000
+    assert parse_bytes("512 MiB") == 512 * 1024**2
+    assert parse_bytes("1.5GiB") == int(1.5 * 1024**3)
+    with pytest.raises(ValueError, match="is not a size"):
+        parse_bytes("lots")  # then nothing is warmed

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import threading
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sciplat.configbase import parse_bytes
 from sciplat.tap import healpix
 from sciplat.tap.errors import CatalogueLoadError, QueryFailedError
 from sciplat.tap.models.catalogue import (
@@ -120,8 +120,11 @@ class DuckDBBackend(CatalogueBackend):
         do for q3c. Only when the file fits in half of ``memory_limit``: a larger catalogue
         would only evict what it warmed (and the buffer pool keeps what queries read anyway).
         """
-        limit = _bytes(self.memory_limit)
-        if limit is None or path.stat().st_size > limit // 2:
+        try:
+            limit = parse_bytes(self.memory_limit)  # DuckDB's units: GB 1000^3, GiB 1024^3
+        except ValueError:
+            return
+        if path.stat().st_size > limit // 2:
             return
         cursor = con.cursor()
         tables = [t for t in catalogue.tables if t.schema != SCHEMA and t.columns]
@@ -259,19 +262,6 @@ def _read_all(cursor: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> Non
         pass  # interrupted by a reload or close; queries read what they need themselves
     finally:
         cursor.close()
-
-
-_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(I?)B\s*", re.IGNORECASE)
-
-
-def _bytes(size: str) -> int | None:
-    """Bytes of a DuckDB memory size ("2GB", "512 MiB"); None when it is not one."""
-    match = _SIZE.fullmatch(size)
-    if match is None:
-        return None
-    number, unit, binary = match.groups()
-    base = 1024 if binary else 1000
-    return int(float(number) * base ** " KMGT".index(unit.upper() or " "))
 
 
 def _arrow(cursor: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
